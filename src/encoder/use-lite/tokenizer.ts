@@ -15,22 +15,28 @@ const SEPARATOR = "\u2581";
 const RESERVED = 6; // ids 0..5: unknown, <s>, </s>, three extra ids
 export const UNKNOWN_ID = 0;
 
+interface TrieNode {
+  children: Map<string, TrieNode>;
+  piece: { id: number; score: number } | null; // the piece spelled by the path to this node
+}
+
 export class UseLiteTokenizer {
-  private readonly pieces = new Map<string, { id: number; score: number }>();
-  private readonly maxPieceLength: number;
+  private readonly root: TrieNode = { children: new Map(), piece: null };
   private readonly lengths: Int32Array; // code points of piece `id`
 
   constructor(vocabulary: ReadonlyArray<readonly [string, number | null]>) {
-    let maxLen = 1;
     this.lengths = new Int32Array(vocabulary.length).fill(1);
     for (let id = RESERVED; id < vocabulary.length; id++) {
       const [piece, score] = vocabulary[id];
-      const len = [...piece].length;
-      this.pieces.set(piece, { id, score: score ?? 0 });
-      this.lengths[id] = len;
-      if (len > maxLen) maxLen = len;
+      let node = this.root;
+      for (const symbol of piece) {
+        let next = node.children.get(symbol);
+        if (!next) node.children.set(symbol, (next = { children: new Map(), piece: null }));
+        node = next;
+      }
+      node.piece = { id, score: score ?? 0 };
+      this.lengths[id] = [...piece].length;
     }
-    this.maxPieceLength = maxLen;
   }
 
   encode(text: string): number[] {
@@ -38,17 +44,30 @@ export class UseLiteTokenizer {
     if (normalized.length === 0) return [];
     const symbols = [...(SEPARATOR + normalized.replace(/ /g, SEPARATOR))];
     const n = symbols.length;
+    // Lattice edges grouped by end position; starts are visited in ascending order, so each
+    // group lists its candidates by ascending start, the order the tie rule depends on.
+    const edges: Array<Array<{ start: number; id: number; score: number }>> = Array.from({ length: n + 1 }, () => []);
+    for (let start = 0; start < n; start++) {
+      let node: TrieNode | undefined = this.root;
+      let found = false;
+      for (let end = start + 1; end <= n; end++) {
+        node = node.children.get(symbols[end - 1]);
+        if (!node) break;
+        if (node.piece) {
+          edges[end].push({ start, ...node.piece });
+          found = true;
+        }
+      }
+      if (!found) edges[start + 1].push({ start, id: UNKNOWN_ID, score: 0 });
+    }
     const best = new Float64Array(n + 1); // best[e]: score of the best segmentation of symbols[0..e)
     const word = new Int32Array(n + 1); // word[e]: id of the last piece of that segmentation
-    // Visit end positions in order, and for each the start positions in ascending order.
     for (let end = 1; end <= n; end++) {
-      for (let start = Math.max(0, end - this.maxPieceLength); start < end; start++) {
-        const candidate = this.candidateAt(symbols, start, end);
-        if (candidate === null) continue;
-        const score = candidate.score + best[start];
+      for (const edge of edges[end]) {
+        const score = edge.score + best[edge.start];
         if (best[end] === 0 || score >= best[end]) {
           best[end] = score;
-          word[end] = candidate.id;
+          word[end] = edge.id;
         }
       }
     }
@@ -58,24 +77,5 @@ export class UseLiteTokenizer {
       if (!(id === UNKNOWN_ID && ids.length > 0 && ids[ids.length - 1] === UNKNOWN_ID)) ids.push(id);
     }
     return ids.reverse();
-  }
-
-  /** The piece covering symbols[start..end), or the unknown piece for one uncovered symbol. */
-  private candidateAt(symbols: string[], start: number, end: number): { id: number; score: number } | null {
-    let s = "";
-    for (let i = start; i < end; i++) s += symbols[i];
-    const hit = this.pieces.get(s);
-    if (hit) return hit;
-    if (end - start === 1 && !this.anyPieceStartsAt(symbols, start)) return { id: UNKNOWN_ID, score: 0 };
-    return null;
-  }
-
-  private anyPieceStartsAt(symbols: string[], start: number): boolean {
-    let s = "";
-    for (let i = start; i < Math.min(symbols.length, start + this.maxPieceLength); i++) {
-      s += symbols[i];
-      if (this.pieces.has(s)) return true;
-    }
-    return false;
   }
 }

@@ -1,0 +1,123 @@
+import { EmbedtuneError } from "./errors.js";
+import type { ApplyTo } from "./io/adapter-folder.js";
+
+/**
+ * Everything a training run needs, with defaults in one place (grouped as nanoGPT does).
+ * Names follow PEFT (r, lora_alpha) and sentence-transformers (scale, batch size) where
+ * those exist. `resolveTrainConfig` fills defaults, rejects unknown keys and checks ranges.
+ */
+export interface TrainConfig {
+  // --- data ---
+  /** Training pairs: JSONL or CSV with query|anchor/positive[/negative] or sentence1/sentence2/score. */
+  data: string;
+  /** Evaluation file in the same formats; evaluated before and after training. */
+  eval?: string;
+  /** Adapter folder to write; omitted = train and report without saving. */
+  out?: string;
+  /** Replace an existing non-empty `out` folder. */
+  overwrite: boolean;
+  /** Precomputed base vectors for `data`: float32 .npy files (N, d), rows aligned with the pairs. */
+  vectors?: { anchors: string; positives: string };
+  /** Same for `eval`. */
+  evalVectors?: { anchors: string; positives: string };
+
+  // --- frozen encoder ---
+  /** "default" = the embedded USE-Lite encoder. */
+  model: string;
+  /** Vector cache folder; null disables the cache. */
+  cacheDir: string | null;
+
+  // --- adapter (output-space LoRA) ---
+  /** Rank of lora_A (r, d) and lora_B (d, r). */
+  r: number;
+  /** scaling = lora_alpha / r multiplies B A. */
+  loraAlpha: number;
+  /** "both": queries and documents pass through the adapter; "query": documents keep base vectors. */
+  applyTo: ApplyTo;
+
+  // --- loss ---
+  /** "mnrl" (symmetric InfoNCE, in-batch negatives) for pairs, "cosent" for scored pairs; "auto" picks by data. */
+  loss: "auto" | "mnrl" | "cosent";
+  /** Logit scale = 1 / temperature (20 = 0.05), for both losses. */
+  scale: number;
+
+  // --- optimisation ---
+  epochs: number;
+  /** Examples per batch; "all" = full batch, 1 = online. */
+  batchSize: number | "all";
+  lr: number;
+  weightDecay: number;
+  betas: [number, number];
+  eps: number;
+  /** Linear warm-up over this fraction of the steps, then linear decay to 0. */
+  warmupRatio: number;
+  /** Clip the global gradient norm of (lora_A, lora_B) to this. */
+  maxGradNorm: number;
+  /** Stop after this many consecutive steps with a non-finite loss or gradient. */
+  maxBadSteps: number;
+  seed: number;
+}
+
+export const TRAIN_DEFAULTS: Omit<TrainConfig, "data"> = {
+  overwrite: false,
+  model: "default",
+  cacheDir: "", // "" = the default cache root (see defaultCacheRoot)
+  r: 16,
+  loraAlpha: 32,
+  applyTo: "both",
+  loss: "auto",
+  scale: 20,
+  epochs: 3,
+  batchSize: 64,
+  lr: 1e-3,
+  weightDecay: 0.01,
+  betas: [0.9, 0.999],
+  eps: 1e-8,
+  warmupRatio: 0.1,
+  maxGradNorm: 1.0,
+  maxBadSteps: 10,
+  seed: 42,
+};
+
+const KNOWN_KEYS = new Set<string>(["data", "eval", "out", "vectors", "evalVectors", ...Object.keys(TRAIN_DEFAULTS)]);
+
+export function resolveTrainConfig(input: Partial<TrainConfig> & { data: string }): TrainConfig {
+  for (const key of Object.keys(input)) {
+    if (!KNOWN_KEYS.has(key)) throw invalid(key, `unknown training option "${key}"`);
+  }
+  const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
+  const c = { ...TRAIN_DEFAULTS, ...defined } as TrainConfig;
+  if (typeof c.data !== "string" || c.data.length === 0) throw invalid("data", "a training data file is required");
+  positiveInt(c.r, "r", "rank");
+  positiveInt(c.epochs, "epochs");
+  if (c.batchSize !== "all") positiveInt(c.batchSize, "batchSize", "batch size");
+  positive(c.loraAlpha, "loraAlpha", "lora_alpha");
+  positive(c.scale, "scale");
+  nonNegative(c.lr, "lr", "learning rate");
+  nonNegative(c.weightDecay, "weightDecay", "weight decay");
+  nonNegative(c.eps, "eps");
+  positive(c.maxGradNorm, "maxGradNorm", "max gradient norm");
+  positiveInt(c.maxBadSteps, "maxBadSteps");
+  if (!(c.warmupRatio >= 0 && c.warmupRatio < 1)) throw invalid("warmupRatio", `warm-up ratio must be in [0, 1), got ${c.warmupRatio}`);
+  if (!c.betas.every((b) => b >= 0 && b < 1)) throw invalid("betas", `betas must lie in [0, 1), got ${c.betas.join(", ")}`);
+  if (c.applyTo !== "both" && c.applyTo !== "query") throw invalid("applyTo", `apply_to must be "both" or "query", got ${String(c.applyTo)}`);
+  if (!["auto", "mnrl", "cosent"].includes(c.loss)) throw invalid("loss", `loss must be mnrl or cosent, got ${String(c.loss)}`);
+  if (!Number.isSafeInteger(c.seed)) throw invalid("seed", `seed must be an integer, got ${c.seed}`);
+  return c;
+}
+
+function invalid(field: string, what: string): EmbedtuneError {
+  return new EmbedtuneError("INVALID_ARGUMENT", what, { field });
+}
+
+function positiveInt(v: number, field: string, label = field): void {
+  if (!Number.isSafeInteger(v) || v < 1) throw invalid(field, `${label} must be a positive integer, got ${v}`);
+}
+
+function positive(v: number, field: string, label = field): void {
+  if (!(Number.isFinite(v) && v > 0)) throw invalid(field, `${label} must be a positive number, got ${v}`);
+}
+
+function nonNegative(v: number, field: string, label = field): void {
+  if (!(Number.isFinite(v) && v >= 0)) throw invalid(field, `${label} must be a non-negative number, got ${v}`);
+}

@@ -1,0 +1,138 @@
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+
+import { EmbedtuneError } from "../errors.js";
+import type { ModelIdentity } from "../encoder/types.js";
+import type { OutputLora } from "../lora/output-adapter.js";
+import { writeFolderAtomic } from "./atomic.js";
+import { decodeSafetensors, encodeSafetensors } from "./safetensors.js";
+
+/**
+ * An adapter folder, named like PEFT's:
+ *   adapter_config.json        what the adapter is, what it was trained on and how well it did
+ *   adapter_model.safetensors  lora_A.weight (r, d) and lora_B.weight (d, r), float32
+ */
+export const ADAPTER_FORMAT = "embedtune-adapter";
+export const ADAPTER_FORMAT_VERSION = 1;
+export const CONFIG_FILE = "adapter_config.json";
+export const WEIGHTS_FILE = "adapter_model.safetensors";
+
+/** Which texts the adapter is applied to: both sides, or queries only (documents keep base vectors). */
+export type ApplyTo = "both" | "query";
+
+export interface AdapterConfig {
+  format: typeof ADAPTER_FORMAT;
+  format_version: number;
+  kind: "output";
+  r: number;
+  lora_alpha: number;
+  dim: number;
+  apply_to: ApplyTo;
+  base_model: ModelIdentity;
+  /** The training settings that produced it (TrainConfig, as JSON). */
+  training?: Record<string, unknown>;
+  /** Evaluation before and after training, metric name -> value. */
+  metrics?: { before?: Record<string, number>; after?: Record<string, number> };
+  created_at?: string;
+  embedtune_version?: string;
+}
+
+export interface LoadedAdapter {
+  config: AdapterConfig;
+  lora: OutputLora;
+  applyTo: ApplyTo;
+}
+
+export async function saveAdapter(dir: string, adapter: LoadedAdapter, overwrite: boolean): Promise<void> {
+  const { lora } = adapter;
+  assertFinite(lora, path.join(dir, WEIGHTS_FILE));
+  const weights = encodeSafetensors(
+    {
+      "lora_A.weight": { shape: [lora.r, lora.dim], data: lora.A },
+      "lora_B.weight": { shape: [lora.dim, lora.r], data: lora.B },
+    },
+    { format: "pt" },
+  );
+  const config: AdapterConfig = { ...adapter.config, r: lora.r, lora_alpha: lora.loraAlpha, dim: lora.dim, apply_to: adapter.applyTo };
+  await writeFolderAtomic(dir, { [CONFIG_FILE]: `${JSON.stringify(config, null, 2)}\n`, [WEIGHTS_FILE]: weights }, overwrite);
+}
+
+export async function loadAdapter(dir: string): Promise<LoadedAdapter> {
+  const configPath = path.join(dir, CONFIG_FILE);
+  const weightsPath = path.join(dir, WEIGHTS_FILE);
+  const configText = await readOrFail(configPath, dir);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(configText.toString("utf8"));
+  } catch (err) {
+    throw new EmbedtuneError("INVALID_ADAPTER", `not valid JSON (${(err as Error).message})`, { file: configPath });
+  }
+  const config = validateConfig(raw, configPath);
+  const { tensors } = decodeSafetensors(await readOrFail(weightsPath, dir), weightsPath);
+  const A = tensors.get("lora_A.weight");
+  const B = tensors.get("lora_B.weight");
+  const { r, dim } = config;
+  if (!A || A.shape.join() !== `${r},${dim}`) {
+    throw new EmbedtuneError("INVALID_ADAPTER", `lora_A.weight must have shape [${r}, ${dim}] (from ${CONFIG_FILE}), found ${A ? JSON.stringify(A.shape) : "none"}`, { file: weightsPath });
+  }
+  if (!B || B.shape.join() !== `${dim},${r}`) {
+    throw new EmbedtuneError("INVALID_ADAPTER", `lora_B.weight must have shape [${dim}, ${r}] (from ${CONFIG_FILE}), found ${B ? JSON.stringify(B.shape) : "none"}`, { file: weightsPath });
+  }
+  const lora: OutputLora = { dim, r, loraAlpha: config.lora_alpha, A: A.data, B: B.data };
+  assertFinite(lora, weightsPath);
+  return { config, lora, applyTo: config.apply_to };
+}
+
+/** Refuses an adapter trained on another encoder, naming both. */
+export function checkBaseModel(config: AdapterConfig, model: ModelIdentity, dim: number, where: string): void {
+  const trained = config.base_model;
+  if (trained.sha256 !== model.sha256) {
+    throw new EmbedtuneError(
+      "INVALID_ADAPTER",
+      `adapter was trained on ${trained.name} [${trained.source}, sha256 ${trained.sha256.slice(0, 12)}] but the encoder is ${model.name} [${model.source}, sha256 ${model.sha256.slice(0, 12)}]`,
+      { file: path.join(where, CONFIG_FILE) },
+      `use --model ${trained.name}`,
+    );
+  }
+  if (config.dim !== dim) {
+    throw new EmbedtuneError("INVALID_ADAPTER", `adapter dim ${config.dim} does not match the encoder's ${dim}`, { file: path.join(where, CONFIG_FILE) });
+  }
+}
+
+function validateConfig(raw: unknown, file: string): AdapterConfig {
+  const bad = (field: string, what: string): never => {
+    throw new EmbedtuneError("INVALID_ADAPTER", what, { file, field });
+  };
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) bad("(root)", "must be a JSON object");
+  const c = raw as Record<string, unknown>;
+  if (c.format !== ADAPTER_FORMAT) bad("format", `expected "${ADAPTER_FORMAT}", found ${JSON.stringify(c.format)}`);
+  if (c.format_version !== ADAPTER_FORMAT_VERSION) bad("format_version", `this embedtune reads version ${ADAPTER_FORMAT_VERSION}, found ${JSON.stringify(c.format_version)}`);
+  if (c.kind !== "output") bad("kind", `expected "output", found ${JSON.stringify(c.kind)}`);
+  for (const f of ["r", "dim"] as const) {
+    if (!Number.isSafeInteger(c[f]) || (c[f] as number) < 1) bad(f, `must be a positive integer, found ${JSON.stringify(c[f])}`);
+  }
+  if (typeof c.lora_alpha !== "number" || !Number.isFinite(c.lora_alpha) || c.lora_alpha <= 0) bad("lora_alpha", `must be a positive number, found ${JSON.stringify(c.lora_alpha)}`);
+  if (c.apply_to !== "both" && c.apply_to !== "query") bad("apply_to", `must be "both" or "query", found ${JSON.stringify(c.apply_to)}`);
+  const base = c.base_model as Record<string, unknown> | undefined;
+  if (typeof base !== "object" || base === null || typeof base.name !== "string" || typeof base.sha256 !== "string" || typeof base.source !== "string") {
+    bad("base_model", "must be an object with name, source and sha256");
+  }
+  return c as unknown as AdapterConfig;
+}
+
+function assertFinite(lora: OutputLora, file: string): void {
+  for (const [name, t] of [["lora_A.weight", lora.A], ["lora_B.weight", lora.B]] as const) {
+    for (let i = 0; i < t.length; i++) {
+      if (!Number.isFinite(t[i])) throw new EmbedtuneError("INVALID_ADAPTER", `${name} holds a non-finite value at index ${i}`, { file });
+    }
+  }
+}
+
+async function readOrFail(file: string, dir: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new EmbedtuneError(code === "ENOENT" ? "FILE_NOT_FOUND" : "INVALID_ADAPTER", `cannot read ${path.basename(file)} (${code ?? err})`, { file }, `is ${dir} an adapter folder?`);
+  }
+}

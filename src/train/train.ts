@@ -1,0 +1,170 @@
+import { readDataset } from "../data/read.js";
+import { NoDuplicatesBatchSampler } from "../data/sampler.js";
+import { indexPairs, textColumns, TextTable, type IndexedDataset } from "../data/texts.js";
+import type { Dataset } from "../data/types.js";
+import { resolveTrainConfig, type TrainConfig } from "../config.js";
+import { EmbedtuneError } from "../errors.js";
+import { ADAPTER_FORMAT, ADAPTER_FORMAT_VERSION, saveAdapter, type LoadedAdapter } from "../io/adapter-folder.js";
+import { ensureWritableDir, isDirectory } from "../io/atomic.js";
+import { initOutputLora } from "../lora/output-adapter.js";
+import { AdamW } from "../optim/adamw.js";
+import { linearWarmupDecay } from "../optim/schedule.js";
+import { Rng } from "../util/rng.js";
+import { VERSION } from "../version.js";
+import { evaluate } from "./evaluate.js";
+import { AdapterStep } from "./step.js";
+import { encodeTexts, vectorsFromNpy, type BaseVectors } from "./vectors.js";
+import { readdir } from "node:fs/promises";
+import path from "node:path";
+
+export type TrainEvent =
+  | { phase: "encode"; done: number; total: number }
+  | { phase: "train"; step: number; totalSteps: number; epoch: number; loss: number; lr: number }
+  | { phase: "eval"; when: "before" | "after"; metrics: Record<string, number> };
+
+export interface TrainOptions {
+  onEvent?: (event: TrainEvent) => void;
+}
+
+export interface TrainResult {
+  adapter: LoadedAdapter;
+  config: TrainConfig;
+  /** Eval-set metrics of the base encoder (`before`) and with the adapter (`after`). */
+  metrics: { before?: Record<string, number>; after?: Record<string, number> };
+  primaryMetric?: string;
+  history: Array<{ step: number; epoch: number; loss: number; lr: number }>;
+  skippedSteps: number;
+  texts: { distinct: number; encoded: number };
+  /** The adapter folder written, when config.out was given. */
+  out?: string;
+}
+
+/**
+ * Trains an output-space LoRA adapter: read and check the data, encode every distinct text
+ * once (cached), evaluate the base vectors, run epochs of mini-batch steps over the cached
+ * vectors, evaluate again and write the adapter folder. Nothing is written until training
+ * has finished, and then atomically.
+ */
+export async function train(input: Partial<TrainConfig> & { data: string }, options: TrainOptions = {}): Promise<TrainResult> {
+  const emit = options.onEvent ?? (() => {});
+  const config = resolveTrainConfig(input);
+  const dataset = await readDataset(config.data);
+  const evalSet = config.eval ? await readDataset(config.eval) : null;
+  const loss = lossFor(config, dataset);
+  if (evalSet && evalSet.kind !== dataset.kind) {
+    throw new EmbedtuneError("INVALID_ARGUMENT", `eval file holds ${evalSet.kind} but training data holds ${dataset.kind}`, { file: config.eval });
+  }
+  const n = dataset.examples.length;
+  if (config.batchSize !== "all" && config.batchSize > n) {
+    throw new EmbedtuneError("INVALID_ARGUMENT", `batch size ${config.batchSize} is larger than the ${n} training examples`, { field: "batch-size" }, `use --batch-size all or at most ${n}`);
+  }
+  if (config.out) await checkOutputFolder(config.out, config.overwrite);
+
+  const table = new TextTable();
+  const trainData = indexPairs(dataset, table);
+  const evalData = evalSet ? indexPairs(evalSet, table) : null;
+  const base = await baseVectors(config, table, trainData, evalData, emit);
+  const D = base.dim;
+
+  const metrics: TrainResult["metrics"] = {};
+  let primaryMetric: string | undefined;
+  if (evalData) {
+    const before = evaluate(evalData, base.vectors, D, null, config.applyTo);
+    metrics.before = before.metrics;
+    primaryMetric = before.primary;
+    emit({ phase: "eval", when: "before", metrics: before.metrics });
+  }
+
+  const rng = Rng.seeded(config.seed);
+  const lora = initOutputLora(D, config.r, config.loraAlpha, rng);
+  const optimizer = new AdamW([lora.A, lora.B], { lr: config.lr, betas: config.betas, eps: config.eps, weightDecay: config.weightDecay });
+  const sampler = new NoDuplicatesBatchSampler(textColumns(trainData), config.batchSize, rng);
+  const epochs = Array.from({ length: config.epochs }, () => sampler.epoch());
+  const totalSteps = epochs.reduce((s, batches) => s + batches.length, 0);
+  if (totalSteps === 0) throw new EmbedtuneError("INVALID_DATA", "no batch of at least 2 distinct examples could be formed", { file: config.data });
+  const lrAt = linearWarmupDecay(config.lr, totalSteps, config.warmupRatio);
+  const step = new AdapterStep(lora, optimizer, trainData, base.vectors, config.applyTo, config.scale, config.maxGradNorm, sampler.batchSize);
+
+  const history: TrainResult["history"] = [];
+  let k = 0;
+  let skippedSteps = 0;
+  let badInARow = 0;
+  for (let epoch = 0; epoch < epochs.length; epoch++) {
+    for (const batch of epochs[epoch]) {
+      const lr = lrAt(k);
+      const result = step.run(batch, lr);
+      k++;
+      if (result.skipped) {
+        skippedSteps++;
+        if (++badInARow >= config.maxBadSteps) {
+          throw new EmbedtuneError("DIVERGED", `training diverged: ${badInARow} steps in a row had a non-finite loss or gradient (at step ${k})`, {}, `try a lower --lr than ${config.lr}`);
+        }
+        continue;
+      }
+      badInARow = 0;
+      history.push({ step: k, epoch: epoch + 1, loss: result.loss, lr });
+      emit({ phase: "train", step: k, totalSteps, epoch: epoch + 1, loss: result.loss, lr });
+    }
+  }
+
+  if (evalData) {
+    const after = evaluate(evalData, base.vectors, D, lora, config.applyTo);
+    metrics.after = after.metrics;
+    emit({ phase: "eval", when: "after", metrics: after.metrics });
+  }
+
+  const adapter: LoadedAdapter = {
+    lora,
+    applyTo: config.applyTo,
+    config: {
+      format: ADAPTER_FORMAT,
+      format_version: ADAPTER_FORMAT_VERSION,
+      kind: "output",
+      r: lora.r,
+      lora_alpha: lora.loraAlpha,
+      dim: D,
+      apply_to: config.applyTo,
+      base_model: base.model,
+      training: { ...config, loss, steps: totalSteps, skipped_steps: skippedSteps, examples: n, distinct_texts: table.size },
+      metrics,
+      created_at: new Date().toISOString(),
+      embedtune_version: VERSION,
+    },
+  };
+  if (config.out) await saveAdapter(config.out, adapter, config.overwrite);
+  return { adapter, config, metrics, primaryMetric, history, skippedSteps, texts: { distinct: table.size, encoded: base.encoded }, out: config.out };
+}
+
+function lossFor(config: TrainConfig, data: Dataset): "mnrl" | "cosent" {
+  const wanted = config.loss === "auto" ? (data.kind === "pairs" ? "mnrl" : "cosent") : config.loss;
+  if (wanted === "mnrl" && data.kind !== "pairs") {
+    throw new EmbedtuneError("INVALID_ARGUMENT", "loss mnrl needs (anchor, positive) pairs but the file holds scored pairs", { file: config.data }, "use --loss cosent");
+  }
+  if (wanted === "cosent" && data.kind !== "scored") {
+    throw new EmbedtuneError("INVALID_ARGUMENT", "loss cosent needs scored pairs (sentence1, sentence2, score) but the file holds unscored pairs", { file: config.data }, "use --loss mnrl");
+  }
+  return wanted;
+}
+
+async function baseVectors(config: TrainConfig, table: TextTable, trainData: IndexedDataset, evalData: IndexedDataset | null, emit: (e: TrainEvent) => void): Promise<BaseVectors> {
+  if (!config.vectors) {
+    if (config.evalVectors) throw new EmbedtuneError("INVALID_ARGUMENT", "eval vectors were given without training vectors", { field: "eval-vectors" });
+    return encodeTexts(table, config.model, config.cacheDir, (done, total) => emit({ phase: "encode", done, total }));
+  }
+  if (evalData && !config.evalVectors) {
+    throw new EmbedtuneError("INVALID_ARGUMENT", "with --vectors, the eval set needs its vectors too", { field: "eval-vectors" }, "pass --eval-vectors anchors.npy,positives.npy");
+  }
+  const sets = [{ data: trainData, files: config.vectors, dataFile: config.data }];
+  if (evalData && config.evalVectors) sets.push({ data: evalData, files: config.evalVectors, dataFile: config.eval! });
+  return vectorsFromNpy(table, sets);
+}
+
+/** Fails before any work when the adapter could not be written at the end. */
+async function checkOutputFolder(out: string, overwrite: boolean): Promise<void> {
+  if (await isDirectory(out)) {
+    if (!overwrite && (await readdir(out)).length > 0) {
+      throw new EmbedtuneError("OUTPUT_EXISTS", `output folder ${out} already exists and is not empty`, {}, "pass --overwrite to replace it");
+    }
+  }
+  await ensureWritableDir(path.dirname(path.resolve(out)));
+}

@@ -1,0 +1,60 @@
+import type { TextTable, IndexedDataset } from "../data/texts.js";
+import { encodeWithCache } from "../encoder/cached.js";
+import { loadFrozenEncoder } from "../encoder/load.js";
+import type { ModelIdentity } from "../encoder/types.js";
+import { EmbedtuneError } from "../errors.js";
+import { readNpyMatrix } from "../io/npy.js";
+import { defaultCacheRoot } from "../io/vector-cache.js";
+
+export interface BaseVectors {
+  vectors: Float32Array; // (T, D): row t is the base vector of text id t
+  dim: number;
+  model: ModelIdentity;
+  encoded: number; // texts the encoder ran on this time (0 when all came from the cache)
+}
+
+/** Base vectors of every text in `table`, from the frozen encoder through the on-disk cache. */
+export async function encodeTexts(table: TextTable, model: string, cacheDir: string | null, onProgress?: (done: number, total: number) => void): Promise<BaseVectors> {
+  const encoder = await loadFrozenEncoder(model);
+  try {
+    const cacheRoot = cacheDir === null ? null : cacheDir || defaultCacheRoot();
+    const { vectors, encoded } = await encodeWithCache(encoder, table.texts(), { cacheRoot, onProgress });
+    return { vectors, dim: encoder.dim, model: encoder.identity, encoded };
+  } finally {
+    await encoder.close();
+  }
+}
+
+/**
+ * Base vectors supplied by the user (any encoder, an embeddings API included) as float32
+ * .npy files whose rows align with the pairs of each dataset. Fills rows of `vectors` (T, D)
+ * by text id; a text seen twice keeps its first row.
+ */
+export async function vectorsFromNpy(
+  table: TextTable,
+  sets: Array<{ data: IndexedDataset; files: { anchors: string; positives: string }; dataFile: string }>,
+): Promise<BaseVectors> {
+  let D = 0;
+  let vectors = new Float32Array(0);
+  const filled = new Uint8Array(table.size);
+  for (const { data, files, dataFile } of sets) {
+    if (data.kind !== "pairs") throw new EmbedtuneError("INVALID_ARGUMENT", "precomputed vectors are supported for (anchor, positive) pairs only", { file: dataFile });
+    for (const [column, file] of [[data.anchors, files.anchors], [data.positives, files.positives]] as const) {
+      const m = await readNpyMatrix(file);
+      if (m.rows !== column.length) throw new EmbedtuneError("INVALID_FILE", `has ${m.rows} rows but ${dataFile} has ${column.length} pairs`, { file });
+      if (D === 0) {
+        D = m.cols;
+        vectors = new Float32Array(table.size * D);
+      } else if (m.cols !== D) {
+        throw new EmbedtuneError("INVALID_FILE", `has ${m.cols} columns, other vector files have ${D}`, { file });
+      }
+      column.forEach((t, row) => {
+        if (filled[t]) return;
+        filled[t] = 1;
+        vectors.set(m.data.subarray(row * D, (row + 1) * D), t * D);
+      });
+    }
+  }
+  const model: ModelIdentity = { name: "vectors", source: "precomputed .npy vectors", sha256: "unknown" };
+  return { vectors, dim: D, model, encoded: 0 };
+}
