@@ -1,0 +1,165 @@
+import { readFile, stat } from "node:fs/promises";
+import { extname } from "node:path";
+import { CsvError, parse as parseCsv } from "csv-parse/sync";
+import { EmbedtuneError } from "../errors.js";
+import { buildDataset, describe, type Row } from "./validate.js";
+import type { Dataset } from "./types.js";
+
+/**
+ * Reads a training or evaluation file into a validated Dataset. The extension picks the
+ * format: .jsonl/.json (JSON Lines: one object per line), .csv, .tsv (header row first).
+ * Columns follow sentence-transformers' conventions (see validate.ts); other columns are
+ * ignored. Every problem is an EmbedtuneError naming the file, the 1-based line and the
+ * field, so a user can open the file at the right place.
+ */
+export async function readDataset(path: string): Promise<Dataset> {
+  const ext = extname(path).toLowerCase();
+  const unreadable = (e: unknown): EmbedtuneError => {
+    const code = (e as NodeJS.ErrnoException).code;
+    const what = code === "ENOENT" || code === "ENOTDIR" ? "file not found" : `cannot read file (${code})`;
+    return new EmbedtuneError("FILE_NOT_FOUND", what, { file: path });
+  };
+  const isDirectory = await stat(path).then((s) => s.isDirectory(), (e: unknown) => { throw unreadable(e); });
+  if (isDirectory) {
+    throw new EmbedtuneError("INVALID_ARGUMENT", "is a directory, not a data file", { file: path },
+      "give the path of a .jsonl, .json, .csv or .tsv file");
+  }
+  if (!(ext in READERS)) {
+    throw new EmbedtuneError("INVALID_ARGUMENT", `unsupported extension "${ext}"`, { file: path },
+      "use .jsonl or .json (JSON Lines), .csv or .tsv with a header row");
+  }
+  const bytes = await readFile(path).catch((e: unknown) => { throw unreadable(e); });
+  const text = decodeUtf8(path, bytes); // CSV/TSV parse the bytes, once known to be valid UTF-8
+  return buildDataset(path, READERS[ext](path, bytes, text));
+}
+
+const READERS: Record<string, (file: string, bytes: Uint8Array, text: string) => Row[]> = {
+  ".jsonl": (file, _bytes, text) => readJsonLines(file, text),
+  ".json": (file, _bytes, text) => readJsonLines(file, text),
+  ".csv": (file, bytes) => readDelimited(file, bytes, ","),
+  ".tsv": (file, bytes) => readDelimited(file, bytes, "\t"),
+};
+
+/** Decodes strictly (a BOM is dropped); on bad bytes, finds the line that holds them. */
+function decodeUtf8(file: string, bytes: Uint8Array): string {
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  try {
+    return decoder.decode(bytes);
+  } catch {
+    // 0x0A never occurs inside a multi-byte sequence, so each line decodes on its own.
+    let line = 1;
+    let start = 0;
+    for (let i = 0; i <= bytes.length; i++) {
+      if (i < bytes.length && bytes[i] !== 0x0a) continue;
+      try {
+        decoder.decode(bytes.subarray(start, i));
+      } catch {
+        break;
+      }
+      line++;
+      start = i + 1;
+    }
+    throw new EmbedtuneError("INVALID_DATA", "invalid UTF-8", { file, line }, "save the file as UTF-8");
+  }
+}
+
+function readJsonLines(file: string, text: string): Row[] {
+  const rows: Row[] = [];
+  const lines = text.split("\n");
+  // A pretty-printed .json file (one array) is the likely mistake behind most errors here.
+  const hint = file.toLowerCase().endsWith(".json") ? "a .json file is read as JSON Lines: one object per line" : undefined;
+  for (let i = 0; i < lines.length; i++) {
+    const source = lines[i].endsWith("\r") ? lines[i].slice(0, -1) : lines[i];
+    if (source.trim() === "") continue;
+    const where = { file, line: i + 1 };
+    let value: unknown;
+    try {
+      value = JSON.parse(source);
+    } catch (e) {
+      throw new EmbedtuneError("INVALID_DATA", `malformed JSON: ${clip((e as Error).message, 100)}`, where, hint);
+    }
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      throw new EmbedtuneError("INVALID_DATA", `expected a JSON object, found ${describe(value)}`, where,
+        hint ?? "each line must be one JSON object");
+    }
+    rows.push({ line: i + 1, fields: value as Record<string, unknown> });
+  }
+  return rows;
+}
+
+/**
+ * CSV (RFC 4180 quoting) or TSV (no quoting: a quote is an ordinary character, as in the
+ * TSV files sentence-transformers and BEIR ship). Blank lines are skipped; the header names
+ * the columns. A row's line is where it starts (a quoted field may span lines).
+ */
+function readDelimited(file: string, bytes: Uint8Array, delimiter: "," | "\t"): Row[] {
+  // Lines are counted here from byte offsets: csv-parse's own count is off by one for each
+  // CRLF inside a quoted field. A record starts at the first byte after the previous record
+  // that is not a line break (blank lines are skipped).
+  let cursor = 0;
+  let cursorLine = 1;
+  const lineOf = (end: number): number => {
+    let pos = end;
+    while (pos < bytes.length && (bytes[pos] === 0x0a || bytes[pos] === 0x0d)) pos++;
+    for (; cursor < pos; cursor++) if (bytes[cursor] === 0x0a) cursorLine++;
+    return cursorLine;
+  };
+  const records: { fields: string[]; line: number }[] = [];
+  let end = 0; // byte offset just after the previous record and its line break
+  try {
+    parseCsv(bytes, {
+      bom: true,
+      delimiter,
+      quote: delimiter === "," ? '"' : false,
+      record_delimiter: ["\r\n", "\n"],
+      relax_column_count: true, // checked below, with a clearer message
+      skip_empty_lines: true,
+      on_record: (fields: string[], info) => {
+        records.push({ fields, line: lineOf(end) });
+        end = info.bytes;
+        return null;
+      },
+    });
+  } catch (e) {
+    if (!(e instanceof CsvError)) throw e;
+    const where = { file, line: lineOf(end) }; // the record that failed starts here
+    if (e.code === "CSV_QUOTE_NOT_CLOSED") {
+      throw new EmbedtuneError("INVALID_DATA", "unclosed quote: a quoted field in the record starting here never ends",
+        where, 'inside a quoted field write a quote as ""');
+    }
+    const message = e.message.replace(/,? (at|on) line \d+/, "");
+    throw new EmbedtuneError("INVALID_DATA", `malformed CSV: ${clip(message, 120)}`, where);
+  }
+  if (records.length === 0) return [];
+  const header = records[0].fields.map((name) => name.trim());
+  const seen = new Set<string>();
+  for (const name of header) {
+    if (name !== "" && seen.has(name)) {
+      throw new EmbedtuneError("INVALID_DATA", "duplicate column in the header", { file, line: 1, field: name });
+    }
+    seen.add(name);
+  }
+  if (delimiter === "," && header.length === 1 && header[0].includes("\t")) {
+    throw new EmbedtuneError("INVALID_DATA", "the header has one column containing tabs", { file, line: 1 },
+      "a tab-separated file must be named .tsv");
+  }
+  const rows: Row[] = [];
+  for (const { fields, line } of records.slice(1)) {
+    if (fields.length !== header.length) {
+      throw new EmbedtuneError("INVALID_DATA",
+        `expected ${header.length} columns as in the header, found ${fields.length}`, { file, line },
+        delimiter === "," ? 'quote a text that contains a comma: "a, b"' : undefined);
+    }
+    const row: Record<string, unknown> = Object.create(null); // a column may be named "__proto__"
+    header.forEach((name, j) => (row[name] = fields[j]));
+    rows.push({ line, fields: row, headerLine: 1 });
+  }
+  if (rows.length === 0) {
+    throw new EmbedtuneError("INVALID_DATA", "no examples (only a header row)", { file });
+  }
+  return rows;
+}
+
+function clip(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n)}...` : s;
+}
