@@ -1,0 +1,194 @@
+import { Command, InvalidArgumentError, Option } from "commander";
+
+import { metricsTable } from "./cli/format.js";
+import { readInputTexts, writeVectors } from "./cli/encode-io.js";
+import { Progress } from "./cli/progress.js";
+import { TRAIN_DEFAULTS, type TrainConfig } from "./config.js";
+import { Encoder } from "./embed.js";
+import { EmbedtuneError } from "./errors.js";
+import { evaluateFile } from "./evaluate.js";
+import { train } from "./train/train.js";
+import { VERSION } from "./version.js";
+
+/**
+ * The command line: flags -> options -> library calls; no math here. Every command prints
+ * a human summary, or with --json ends its standard output with one JSON object.
+ * Errors print one line "embedtune: error: ..." and exit 1 (--verbose adds the stack).
+ */
+export function buildProgram(): Command {
+  const program = new Command("embedtune")
+    .description("Fine-tune text embeddings: train a LoRA adapter on a frozen encoder with a contrastive loss.")
+    .version(VERSION)
+    .showHelpAfterError("(run with --help for usage)")
+    .configureOutput({ outputError: (text, write) => write(text.replace(/^error:/, "embedtune: error:")) });
+
+  program
+    .command("train")
+    .description("train an output-space LoRA adapter on (query, positive) pairs or scored sentence pairs")
+    .requiredOption("--data <file>", "training data: JSONL/CSV/TSV with query|anchor,positive[,negative] or sentence1,sentence2,score")
+    .option("--out <dir>", "adapter folder to write (adapter_config.json + adapter_model.safetensors)")
+    .option("--eval <file>", "evaluation data in the same formats; evaluated before and after training")
+    .addOption(new Option("--loss <name>", "mnrl: symmetric InfoNCE with in-batch negatives; cosent: scored pairs (default: by data)").choices(["mnrl", "cosent"]))
+    .option("--epochs <n>", `passes over the data (default ${TRAIN_DEFAULTS.epochs})`, int("--epochs"))
+    .option("--batch-size <n|all>", `examples per batch, "all" = full batch, 1 = online (default ${TRAIN_DEFAULTS.batchSize})`, batchSize)
+    .option("--lr <x>", `peak learning rate of AdamW (default ${TRAIN_DEFAULTS.lr})`, num("--lr"))
+    .option("--rank <n>", `LoRA rank r (default ${TRAIN_DEFAULTS.r})`, int("--rank"))
+    .option("--alpha <x>", `LoRA lora_alpha; scaling = alpha / rank (default ${TRAIN_DEFAULTS.loraAlpha})`, num("--alpha"))
+    .option("--query-only", "apply the adapter to queries only: documents keep their base vectors, so an existing index stays valid")
+    .option("--scale <x>", `logit scale = 1/temperature (default ${TRAIN_DEFAULTS.scale})`, num("--scale"))
+    .option("--weight-decay <x>", `AdamW decoupled weight decay (default ${TRAIN_DEFAULTS.weightDecay})`, num("--weight-decay"))
+    .option("--warmup-ratio <x>", `fraction of steps of linear warm-up (default ${TRAIN_DEFAULTS.warmupRatio})`, num("--warmup-ratio"))
+    .option("--max-grad-norm <x>", `clip the global gradient norm (default ${TRAIN_DEFAULTS.maxGradNorm})`, num("--max-grad-norm"))
+    .option("--seed <n>", `random seed: same seed, same adapter (default ${TRAIN_DEFAULTS.seed})`, int("--seed"))
+    .option("--model <name>", "frozen encoder: default = embedded USE-Lite", "default")
+    .option("--vectors <anchors.npy,positives.npy>", "train on precomputed float32 base vectors (rows aligned with the pairs)", npyPair("--vectors"))
+    .option("--eval-vectors <anchors.npy,positives.npy>", "precomputed base vectors for --eval", npyPair("--eval-vectors"))
+    .option("--cache-dir <dir>", "vector cache folder (default $EMBEDTUNE_CACHE_DIR or ~/.cache/embedtune)")
+    .option("--no-cache", "encode without reading or writing the vector cache")
+    .option("--overwrite", "replace an existing non-empty --out folder")
+    .option("--json", "end standard output with one JSON object")
+    .action(async (o) => {
+      const progress = new Progress();
+      const config: Partial<TrainConfig> & { data: string } = {
+        data: o.data,
+        out: o.out,
+        eval: o.eval,
+        loss: o.loss,
+        epochs: o.epochs,
+        batchSize: o.batchSize,
+        lr: o.lr,
+        r: o.rank,
+        loraAlpha: o.alpha,
+        applyTo: o.queryOnly ? "query" : "both",
+        scale: o.scale,
+        weightDecay: o.weightDecay,
+        warmupRatio: o.warmupRatio,
+        maxGradNorm: o.maxGradNorm,
+        seed: o.seed,
+        model: o.model,
+        vectors: o.vectors,
+        evalVectors: o.evalVectors,
+        cacheDir: o.cache === false ? null : (o.cacheDir ?? ""),
+        overwrite: o.overwrite === true,
+      };
+      const started = Date.now();
+      const result = await train(config, { onEvent: progress.onTrainEvent });
+      progress.stop();
+      const last = result.history[result.history.length - 1];
+      const seconds = (Date.now() - started) / 1000;
+      if (o.json) {
+        console.log(JSON.stringify({
+          command: "train",
+          adapter: result.out ?? null,
+          metrics: { before: result.metrics.before ?? null, after: result.metrics.after ?? null },
+          primary_metric: result.primaryMetric ?? null,
+          steps: result.history.length + result.skippedSteps,
+          skipped_steps: result.skippedSteps,
+          final_loss: last?.loss ?? null,
+          texts: result.texts,
+          seconds,
+        }));
+        return;
+      }
+      console.log(`trained ${result.history.length} steps on ${result.texts.distinct} distinct texts (${result.texts.encoded} encoded, the rest cached) in ${seconds.toFixed(1)} s; final loss ${last?.loss.toFixed(4) ?? "-"}`);
+      if (result.skippedSteps > 0) console.log(`skipped ${result.skippedSteps} steps with a non-finite loss or gradient`);
+      if (result.metrics.before) console.log(`\n${metricsTable({ before: result.metrics.before, after: result.metrics.after }, result.primaryMetric)}`);
+      console.log(result.out ? `\nadapter written to ${result.out}` : "\n(no --out given: adapter not saved)");
+    });
+
+  program
+    .command("eval")
+    .description("evaluate the encoder, with or without an adapter: retrieval metrics for pairs, spearman_cosine for scored pairs")
+    .requiredOption("--data <file>", "evaluation data: pairs or scored pairs, as for train")
+    .option("--adapter <dir>", "adapter folder to apply")
+    .option("--model <name>", "frozen encoder (default: the adapter's, else the embedded USE-Lite)")
+    .option("--cache-dir <dir>", "vector cache folder")
+    .option("--no-cache", "encode without the vector cache")
+    .option("--json", "end standard output with one JSON object")
+    .action(async (o) => {
+      const progress = new Progress();
+      const result = await evaluateFile({
+        data: o.data,
+        adapter: o.adapter,
+        model: o.model,
+        cacheDir: o.cache === false ? null : (o.cacheDir ?? ""),
+        onProgress: (done, total) => progress.encode(done, total),
+      });
+      progress.stop();
+      if (o.json) {
+        console.log(JSON.stringify({ command: "eval", adapter: o.adapter ?? null, examples: result.examples, primary_metric: result.primary, metrics: result.metrics }));
+        return;
+      }
+      console.log(`${result.examples} examples from ${o.data}${o.adapter ? ` with adapter ${o.adapter}` : " (base encoder)"}\n`);
+      console.log(metricsTable({ value: result.metrics }, result.primary));
+    });
+
+  program
+    .command("encode")
+    .description("embed texts (.txt: one per line, .jsonl: {id?, text}) and write vectors (.jsonl or .npy)")
+    .requiredOption("--input <file>", "texts to embed")
+    .requiredOption("--output <file>", "vectors out: .jsonl ({id, vector} per line) or .npy (float32 [N, dim])")
+    .option("--adapter <dir>", "adapter folder to apply")
+    .option("--model <name>", "frozen encoder (default: the adapter's, else the embedded USE-Lite)")
+    .addOption(new Option("--as <side>", "query or document: a query-only adapter leaves documents unchanged").choices(["query", "document"]).default("query"))
+    .option("--json", "end standard output with one JSON object")
+    .action(async (o) => {
+      const input = await readInputTexts(o.input);
+      const encoder = await Encoder.load({ model: o.model, adapter: o.adapter });
+      try {
+        const vectors = o.as === "document" ? await encoder.encodeDocuments(input.texts) : await encoder.encodeQueries(input.texts);
+        await writeVectors(o.output, input.ids, vectors, encoder.dim);
+        const summary = { command: "encode", texts: input.texts.length, dim: encoder.dim, output: o.output, adapter: o.adapter ?? null, as: o.as };
+        console.log(o.json ? JSON.stringify(summary) : `wrote ${input.texts.length} vectors of dim ${encoder.dim} to ${o.output}`);
+      } finally {
+        await encoder.close();
+      }
+    });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const verbose = argv.includes("--verbose");
+  const program = buildProgram();
+  program.option("--verbose", "print stack traces with errors");
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv.filter((a) => a !== "--verbose"), { from: "user" });
+    return 0;
+  } catch (err) {
+    const e = err as Error & { code?: string; exitCode?: number };
+    if (e.code?.startsWith("commander.")) return e.code === "commander.helpDisplayed" || e.code === "commander.version" ? 0 : (e.exitCode ?? 2);
+    const message = err instanceof EmbedtuneError ? err.message : `${e.message ?? String(err)} (unexpected; rerun with --verbose and report it)`;
+    process.stderr.write(`embedtune: error: ${message.split("\n")[0]}\n`);
+    if (verbose && e.stack) process.stderr.write(`${e.stack}\n`);
+    return 1;
+  }
+}
+
+function int(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`${flag} expects an integer, got "${v}"`);
+    return n;
+  };
+}
+
+function num(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === "" || !Number.isFinite(n)) throw new InvalidArgumentError(`${flag} expects a number, got "${v}"`);
+    return n;
+  };
+}
+
+function batchSize(v: string): number | "all" {
+  return v === "all" ? "all" : int("--batch-size")(v);
+}
+
+function npyPair(flag: string) {
+  return (v: string): { anchors: string; positives: string } => {
+    const parts = v.split(",");
+    if (parts.length !== 2 || parts.some((p) => p.length === 0)) throw new InvalidArgumentError(`${flag} expects two .npy files separated by a comma`);
+    return { anchors: parts[0], positives: parts[1] };
+  };
+}
