@@ -19,8 +19,9 @@ export function buildProgram(): Command {
   const program = new Command("embedtune")
     .description("Fine-tune text embeddings: train a LoRA adapter on a frozen encoder with a contrastive loss.")
     .version(VERSION)
-    .showHelpAfterError("(run with --help for usage)")
-    .configureOutput({ outputError: (text, write) => write(text.replace(/^error:/, "embedtune: error:")) });
+    .option("--verbose", "print stack traces with errors")
+    .exitOverride() // subcommands inherit this: errors come back to main() instead of exiting
+    .configureOutput({ outputError: (text, write) => write(`${text.trim().replace(/^error:/, "embedtune: error:")} (see --help)\n`) });
 
   program
     .command("train")
@@ -150,8 +151,6 @@ export function buildProgram(): Command {
 export async function main(argv: string[]): Promise<number> {
   const verbose = argv.includes("--verbose");
   const program = buildProgram();
-  program.option("--verbose", "print stack traces with errors");
-  program.exitOverride();
   try {
     await program.parseAsync(argv.filter((a) => a !== "--verbose"), { from: "user" });
     return 0;
