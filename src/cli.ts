@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { metricsTable } from "./cli/format.js";
 import { readInputTexts, writeVectors } from "./cli/encode-io.js";
 import { Progress } from "./cli/progress.js";
-import { TRAIN_DEFAULTS, type TrainConfig } from "./config.js";
+import { AUTO_BATCH_SIZE, TRAIN_DEFAULTS, type TrainConfig } from "./config.js";
 import { Encoder } from "./embed.js";
 import { EmbedtuneError } from "./errors.js";
 import { evaluateFile } from "./evaluate.js";
@@ -31,7 +31,7 @@ export function buildProgram(): Command {
     .option("--eval <file>", "evaluation data in the same formats; evaluated before and after training")
     .addOption(new Option("--loss <name>", "mnrl: symmetric InfoNCE with in-batch negatives; cosent: scored pairs (default: by data)").choices(["mnrl", "cosent"]))
     .option("--epochs <n>", `passes over the data (default ${TRAIN_DEFAULTS.epochs})`, int("--epochs"))
-    .option("--batch-size <n|all>", `examples per batch, "all" = full batch, 1 = online (default ${TRAIN_DEFAULTS.batchSize})`, batchSize)
+    .option("--batch-size <n|all>", `examples per batch, "all" = full batch, 1 = online (default ${AUTO_BATCH_SIZE.mnrl} for mnrl, ${AUTO_BATCH_SIZE.cosent} for cosent)`, batchSize)
     .option("--lr <x>", `peak learning rate of AdamW (default ${TRAIN_DEFAULTS.lr})`, num("--lr"))
     .option("--rank <n>", `LoRA rank r (default ${TRAIN_DEFAULTS.r})`, int("--rank"))
     .option("--alpha <x>", `LoRA lora_alpha; scaling = alpha / rank (default ${TRAIN_DEFAULTS.loraAlpha})`, num("--alpha"))

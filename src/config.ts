@@ -43,8 +43,8 @@ export interface TrainConfig {
 
   // --- optimisation ---
   epochs: number;
-  /** Examples per batch; "all" = full batch, 1 = online. */
-  batchSize: number | "all";
+  /** Examples per batch; "all" = full batch, 1 = online, "auto" = 64 for mnrl (more in-batch negatives), 16 for cosent. */
+  batchSize: number | "all" | "auto";
   lr: number;
   weightDecay: number;
   betas: [number, number];
@@ -68,7 +68,7 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, "data"> = {
   loss: "auto",
   scale: 20,
   epochs: 3,
-  batchSize: 64,
+  batchSize: "auto",
   lr: 1e-3,
   weightDecay: 0.01,
   betas: [0.9, 0.999],
@@ -78,6 +78,9 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, "data"> = {
   maxBadSteps: 10,
   seed: 42,
 };
+
+/** The batch size "auto" stands for, per loss (measured: see README, "Choosing settings"). */
+export const AUTO_BATCH_SIZE = { mnrl: 64, cosent: 16 } as const;
 
 const KNOWN_KEYS = new Set<string>(["data", "eval", "out", "vectors", "evalVectors", ...Object.keys(TRAIN_DEFAULTS)]);
 
@@ -90,7 +93,7 @@ export function resolveTrainConfig(input: Partial<TrainConfig> & { data: string 
   if (typeof c.data !== "string" || c.data.length === 0) throw invalid("data", "a training data file is required");
   positiveInt(c.r, "r", "rank");
   positiveInt(c.epochs, "epochs");
-  if (c.batchSize !== "all") positiveInt(c.batchSize, "batchSize", "batch size");
+  if (c.batchSize !== "all" && c.batchSize !== "auto") positiveInt(c.batchSize, "batchSize", "batch size");
   positive(c.loraAlpha, "loraAlpha", "lora_alpha");
   positive(c.scale, "scale");
   nonNegative(c.lr, "lr", "learning rate");

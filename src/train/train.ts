@@ -2,7 +2,7 @@ import { readDataset } from "../data/read.js";
 import { NoDuplicatesBatchSampler } from "../data/sampler.js";
 import { indexPairs, textColumns, TextTable, type IndexedDataset } from "../data/texts.js";
 import type { Dataset } from "../data/types.js";
-import { resolveTrainConfig, type TrainConfig } from "../config.js";
+import { AUTO_BATCH_SIZE, resolveTrainConfig, type TrainConfig } from "../config.js";
 import { EmbedtuneError } from "../errors.js";
 import { ADAPTER_FORMAT, ADAPTER_FORMAT_VERSION, saveAdapter, type LoadedAdapter } from "../io/adapter-folder.js";
 import { ensureWritableDir, isDirectory } from "../io/atomic.js";
@@ -55,8 +55,9 @@ export async function train(input: Partial<TrainConfig> & { data: string }, opti
     throw new EmbedtuneError("INVALID_ARGUMENT", `eval file holds ${evalSet.kind} but training data holds ${dataset.kind}`, { file: config.eval });
   }
   const n = dataset.examples.length;
-  if (config.batchSize !== "all" && config.batchSize > n) {
-    throw new EmbedtuneError("INVALID_ARGUMENT", `batch size ${config.batchSize} is larger than the ${n} training examples`, { field: "batch-size" }, `use --batch-size all or at most ${n}`);
+  const batchSize = config.batchSize === "auto" ? Math.min(AUTO_BATCH_SIZE[loss], n) : config.batchSize;
+  if (batchSize !== "all" && batchSize > n) {
+    throw new EmbedtuneError("INVALID_ARGUMENT", `batch size ${batchSize} is larger than the ${n} training examples`, { field: "batch-size" }, `use --batch-size all or at most ${n}`);
   }
   if (config.out) await checkOutputFolder(config.out, config.overwrite);
 
@@ -78,7 +79,7 @@ export async function train(input: Partial<TrainConfig> & { data: string }, opti
   const rng = Rng.seeded(config.seed);
   const lora = initOutputLora(D, config.r, config.loraAlpha, rng);
   const optimizer = new AdamW([lora.A, lora.B], { lr: config.lr, betas: config.betas, eps: config.eps, weightDecay: config.weightDecay });
-  const sampler = new NoDuplicatesBatchSampler(textColumns(trainData), config.batchSize, rng);
+  const sampler = new NoDuplicatesBatchSampler(textColumns(trainData), batchSize, rng);
   const epochs = Array.from({ length: config.epochs }, () => sampler.epoch());
   const totalSteps = epochs.reduce((s, batches) => s + batches.length, 0);
   if (totalSteps === 0) throw new EmbedtuneError("INVALID_DATA", "no batch of at least 2 distinct examples could be formed", { file: config.data });
@@ -125,7 +126,7 @@ export async function train(input: Partial<TrainConfig> & { data: string }, opti
       dim: D,
       apply_to: config.applyTo,
       base_model: base.model,
-      training: { ...config, loss, steps: totalSteps, skipped_steps: skippedSteps, examples: n, distinct_texts: table.size },
+      training: { ...config, loss, batchSize, steps: totalSteps, skipped_steps: skippedSteps, examples: n, distinct_texts: table.size },
       metrics,
       created_at: new Date().toISOString(),
       embedtune_version: VERSION,
