@@ -126,7 +126,7 @@ export async function train(input: Partial<TrainConfig> & { data: string }, opti
       dim: D,
       apply_to: config.applyTo,
       base_model: base.model,
-      training: { ...config, loss, batchSize, steps: totalSteps, skipped_steps: skippedSteps, examples: n, distinct_texts: table.size },
+      training: trainingRecord(config, { loss, batchSize, steps: totalSteps, skippedSteps, examples: n, distinctTexts: table.size }),
       metrics,
       created_at: new Date().toISOString(),
       embedtune_version: VERSION,
@@ -134,6 +134,16 @@ export async function train(input: Partial<TrainConfig> & { data: string }, opti
   };
   if (config.out) await saveAdapter(config.out, adapter, config.overwrite);
   return { adapter, config, metrics, primaryMetric, history, skippedSteps, texts: { distinct: table.size, encoded: base.encoded }, out: config.out };
+}
+
+/**
+ * The settings that shaped the adapter, in the snake_case of the rest of adapter_config.json,
+ * without machine-specific ones (cache folder, overwrite, output folder).
+ */
+function trainingRecord(config: TrainConfig, extra: Record<string, unknown>): Record<string, unknown> {
+  const { cacheDir: _cache, overwrite: _overwrite, out: _out, ...settings } = config;
+  const snake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+  return Object.fromEntries(Object.entries({ ...settings, ...extra }).map(([k, v]) => [snake(k), v]));
 }
 
 function lossFor(config: TrainConfig, data: Dataset): "mnrl" | "cosent" {
