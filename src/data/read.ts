@@ -131,6 +131,11 @@ function readDelimited(file: string, bytes: Uint8Array, delimiter: "," | "\t"): 
     throw new EmbedtuneError("INVALID_DATA", `malformed CSV: ${clip(message, 120)}`, where);
   }
   if (records.length === 0) return [];
+  if (delimiter === "," && records[0].fields.length === 1 && records[0].fields[0].includes("\t")) {
+    throw new EmbedtuneError("INVALID_DATA", `the ${looksLikeHeader(records[0].fields[0].split("\t")) ? "header" : "first row"} has one column containing tabs`,
+      { file, line: records[0].line }, "a tab-separated file must be named .tsv");
+  }
+  if (!looksLikeHeader(records[0].fields)) return headerlessRows(file, records, delimiter);
   const header = records[0].fields.map((name) => name.trim());
   const seen = new Set<string>();
   for (const name of header) {
@@ -138,10 +143,6 @@ function readDelimited(file: string, bytes: Uint8Array, delimiter: "," | "\t"): 
       throw new EmbedtuneError("INVALID_DATA", "duplicate column in the header", { file, line: 1, field: name });
     }
     seen.add(name);
-  }
-  if (delimiter === "," && header.length === 1 && header[0].includes("\t")) {
-    throw new EmbedtuneError("INVALID_DATA", "the header has one column containing tabs", { file, line: 1 },
-      "a tab-separated file must be named .tsv");
   }
   const rows: Row[] = [];
   for (const { fields, line } of records.slice(1)) {
@@ -159,6 +160,49 @@ function readDelimited(file: string, bytes: Uint8Array, delimiter: "," | "\t"): 
   }
   return rows;
 }
+
+/** Column names of sentence-transformers' conventions (validate.ts). */
+const KNOWN_COLUMNS = new Set(["anchor", "positive", "negative", "query", "sentence1", "sentence2", "score", "text1", "text2", "label"]);
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+
+/**
+ * A first row is a header when it names a known column, or when every cell is a bare
+ * identifier ("question", "doc_id"): texts and scores almost never are. Anything else
+ * (sentences, numbers) is data, and the file is read by position.
+ */
+function looksLikeHeader(cells: string[]): boolean {
+  const names = cells.map((c) => c.trim());
+  return names.some((n) => KNOWN_COLUMNS.has(n)) || names.every((n) => IDENTIFIER.test(n));
+}
+
+/**
+ * A file without a header: two columns are (anchor, positive); three are (sentence1,
+ * sentence2, score) when the first row's third cell is a number, else (anchor, positive,
+ * negative). Errors then name the field as "column 3 (score)".
+ */
+function headerlessRows(file: string, records: { fields: string[]; line: number }[], delimiter: "," | "\t"): Row[] {
+  const first = records[0];
+  const n = first.fields.length;
+  let names: string[];
+  if (n === 2) names = ["anchor", "positive"];
+  else if (n === 3) names = DECIMAL_CELL.test(first.fields[2]) ? ["sentence1", "sentence2", "score"] : ["anchor", "positive", "negative"];
+  else {
+    throw new EmbedtuneError("INVALID_DATA", `no header row, and ${n} column${n === 1 ? "" : "s"}`, { file, line: first.line },
+      "a file without a header has 2 columns (anchor, positive) or 3 (anchor, positive, negative | sentence1, sentence2, score); otherwise add a header row");
+  }
+  const labels = Object.fromEntries(names.map((name, j) => [name, `column ${j + 1} (${name})`]));
+  return records.map(({ fields, line }) => {
+    if (fields.length !== n) {
+      throw new EmbedtuneError("INVALID_DATA", `expected ${n} columns as on line ${first.line} (no header row), found ${fields.length}`, { file, line },
+        delimiter === "," ? 'quote a text that contains a comma: "a, b"' : undefined);
+    }
+    const row: Record<string, unknown> = Object.create(null);
+    names.forEach((name, j) => (row[name] = fields[j]));
+    return { line, fields: row, labels, columns: names };
+  });
+}
+
+const DECIMAL_CELL = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
 
 function clip(s: string, n: number): string {
   return s.length > n ? `${s.slice(0, n)}...` : s;

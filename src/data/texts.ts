@@ -1,4 +1,4 @@
-import type { Dataset } from "./types.js";
+import type { AnyDataset, Dataset, RetrievalDataset } from "./types.js";
 
 /**
  * Distinct texts, each with a dense id 0..size-1 in order of first appearance. The encoder
@@ -93,4 +93,29 @@ export function textColumns(indexed: IndexedDataset): Int32Array[] {
   return indexed.negatives === null
     ? [indexed.anchors, indexed.positives]
     : [indexed.anchors, indexed.positives, indexed.negatives];
+}
+
+/** A retrieval set as text ids: queries search the whole corpus; relevant rows per query. */
+export interface IndexedRetrieval {
+  kind: "retrieval";
+  queries: Int32Array; // (nq,) text ids
+  corpus: Int32Array; // (nc,) text ids; two documents with the same text share an id but stay two rows
+  relevant: number[][]; // (nq,) corpus rows relevant to each query
+}
+
+/** Anything evaluate() takes. */
+export type IndexedEvalData = IndexedDataset | IndexedRetrieval;
+
+export function indexRetrieval(ds: RetrievalDataset, table: TextTable): IndexedRetrieval {
+  return {
+    kind: "retrieval",
+    queries: Int32Array.from(ds.queries, (q) => table.add(q.text)),
+    corpus: Int32Array.from(ds.corpus, (d) => table.add(d.text)),
+    relevant: ds.relevant,
+  };
+}
+
+/** indexPairs, or indexRetrieval for a BEIR set. */
+export function indexData(ds: AnyDataset, table: TextTable): IndexedEvalData {
+  return ds.kind === "retrieval" ? indexRetrieval(ds, table) : indexPairs(ds, table);
 }

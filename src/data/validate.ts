@@ -6,6 +6,8 @@ export interface Row {
   line: number; // 1-based line where the record starts
   fields: Record<string, unknown>; // by column / key name
   headerLine?: number; // CSV/TSV: the line that names the columns (where a missing column is reported)
+  labels?: Record<string, string>; // headerless CSV/TSV: how errors name a field ("column 3 (score)")
+  columns?: string[]; // headerless CSV/TSV: the names given to the columns by position
 }
 
 /**
@@ -67,7 +69,7 @@ export function buildDataset(file: string, rows: Row[]): Dataset {
   let firstOver5: { line: number; value: unknown } | undefined;
 
   for (const row of rows) {
-    const at = (field?: string): ErrorLocation => ({ file, line: row.line, field });
+    const at = (field?: string): ErrorLocation => ({ file, line: row.line, field: field === undefined ? undefined : (row.labels?.[field] ?? field) });
     const conv = detect(file, row);
     if (conv !== first) {
       throw new EmbedtuneError("INVALID_DATA",
@@ -98,17 +100,18 @@ export function buildDataset(file: string, rows: Row[]): Dataset {
   if (rows.length < 2) {
     throw new EmbedtuneError("INVALID_DATA", "only 1 example; at least 2 are needed", { file });
   }
-  if (first.kind === "pairs") return { kind: "pairs", file, examples: pairs, hasNegatives: firstHasNegative };
+  const columns = rows[0].columns ? { columns: rows[0].columns } : {};
+  if (first.kind === "pairs") return { kind: "pairs", file, examples: pairs, hasNegatives: firstHasNegative, ...columns };
   if (firstOver5 !== undefined) {
     throw new EmbedtuneError("INVALID_DATA", `score ${String(firstOver5.value)} is out of range`,
-      { file, line: firstOver5.line, field: first.score },
+      { file, line: firstOver5.line, field: rows[0].labels?.[first.score as string] ?? first.score },
       "scores must all lie in [0, 1] or all in [0, 5]");
   }
   // The scale is the smallest range that holds every score: a file of 0-1 scores stays as is,
   // STSb-style 0-5 scores are divided by 5.
   const scoreScale: 1 | 5 = maxScore <= 1 ? 1 : 5;
   if (scoreScale !== 1) for (const e of scored) e.score /= scoreScale;
-  return { kind: "scored", file, examples: scored, scoreScale };
+  return { kind: "scored", file, examples: scored, scoreScale, ...columns };
 }
 
 function text(value: unknown, where: ErrorLocation): string {

@@ -1,4 +1,4 @@
-import type { IndexedDataset } from "../data/texts.js";
+import type { IndexedEvalData } from "../data/texts.js";
 import { RETRIEVAL_PRIMARY_METRIC, retrievalMetrics } from "../eval/retrieval.js";
 import { SIMILARITY_PRIMARY_METRIC, similarityMetrics } from "../eval/similarity.js";
 import type { ApplyTo } from "../io/adapter-folder.js";
@@ -15,18 +15,17 @@ export interface EvalResult {
  * Pairs: each distinct anchor is a query, the corpus is every distinct positive (plus any
  * negatives), and a query's relevant documents are the positives it is paired with.
  * Scored pairs: Spearman and Pearson correlation of cosine(sentence1, sentence2) with the gold score.
- * The left side (anchors / sentence1) is a query; the right side is adapted only when
- * apply_to is "both".
+ * Retrieval sets (BEIR): each query searches the whole corpus; relevance from the qrels.
+ * The left side (anchors / sentence1 / queries) is a query; the right side is adapted only
+ * when apply_to is "both".
  */
-export function evaluate(data: IndexedDataset, vectors: Float32Array, D: number, lora: OutputLora | null, applyTo: ApplyTo): EvalResult {
-  const embed = (ids: ArrayLike<number>, isQuery: boolean): Float32Array => {
-    const x = gather(vectors, ids, D);
-    if (lora && (isQuery || applyTo === "both")) return applyAdapter(x, ids.length, lora);
-    const z = new Float32Array(x.length);
-    l2NormalizeRows(z, x, ids.length, D);
-    return z;
-  };
+export function evaluate(data: IndexedEvalData, vectors: Float32Array, D: number, lora: OutputLora | null, applyTo: ApplyTo): EvalResult {
+  const embed = (ids: ArrayLike<number>, isQuery: boolean): Float32Array => embedRows(vectors, ids, D, lora && (isQuery || applyTo === "both") ? lora : null);
 
+  if (data.kind === "retrieval") {
+    const metrics = retrievalMetrics(embed(data.queries, true), embed(data.corpus, false), D, data.relevant);
+    return { metrics: { ...metrics }, primary: RETRIEVAL_PRIMARY_METRIC };
+  }
   if (data.kind === "scored") {
     const metrics = similarityMetrics(embed(data.s1, true), embed(data.s2, false), data.scores);
     return { metrics: { ...metrics }, primary: SIMILARITY_PRIMARY_METRIC };
@@ -48,8 +47,24 @@ function distinct(columns: Int32Array[]): number[] {
   return [...seen];
 }
 
-function gather(vectors: Float32Array, ids: ArrayLike<number>, D: number): Float32Array {
-  const out = new Float32Array(ids.length * D); // (N, D)
-  for (let i = 0; i < ids.length; i++) out.set(vectors.subarray(ids[i] * D, (ids[i] + 1) * D), i * D);
+const EMBED_BLOCK = 4096; // rows gathered and adapted at a time
+
+/**
+ * Rows `ids` of the base vectors (T, D), through the adapter when given, else L2-normalised,
+ * into one (N, D) buffer. Done in blocks, so a 100k-document corpus needs its output buffer
+ * (200 MB at D = 512) and 8 MB of scratch, not a gathered copy as well.
+ */
+export function embedRows(vectors: Float32Array, ids: ArrayLike<number>, D: number, lora: OutputLora | null): Float32Array {
+  const N = ids.length;
+  const out = new Float32Array(N * D); // (N, D)
+  const block = new Float32Array(Math.min(N, EMBED_BLOCK) * D); // (block, D) gathered base rows
+  for (let i0 = 0; i0 < N; i0 += EMBED_BLOCK) {
+    const n = Math.min(EMBED_BLOCK, N - i0);
+    const x = block.subarray(0, n * D);
+    for (let i = 0; i < n; i++) x.set(vectors.subarray(ids[i0 + i] * D, (ids[i0 + i] + 1) * D), i * D);
+    const z = out.subarray(i0 * D, (i0 + n) * D);
+    if (lora) z.set(applyAdapter(x, n, lora));
+    else l2NormalizeRows(z, x, n, D);
+  }
   return out;
 }
