@@ -5,6 +5,7 @@ import { readInputTexts, writeVectors } from "./cli/encode-io.js";
 import { Progress } from "./cli/progress.js";
 import { AUTO_BATCH_SIZE, TRAIN_DEFAULTS, type TrainConfig } from "./config.js";
 import { Encoder } from "./embed.js";
+import { loadFrozenEncoder } from "./encoder/load.js";
 import { EmbedtuneError } from "./errors.js";
 import { evaluateFile } from "./evaluate.js";
 import { train } from "./train/train.js";
@@ -41,7 +42,10 @@ export function buildProgram(): Command {
     .option("--warmup-ratio <x>", `fraction of steps of linear warm-up (default ${TRAIN_DEFAULTS.warmupRatio})`, num("--warmup-ratio"))
     .option("--max-grad-norm <x>", `clip the global gradient norm (default ${TRAIN_DEFAULTS.maxGradNorm})`, num("--max-grad-norm"))
     .option("--seed <n>", `random seed: same seed, same adapter (default ${TRAIN_DEFAULTS.seed})`, int("--seed"))
-    .option("--model <name>", "frozen encoder: default = embedded USE-Lite", "default")
+    .option("--model <name>", "frozen encoder: default (embedded USE-Lite), a Hub-layout folder, or a Hub id owner/name[@revision]", "default")
+    .option("--query-prefix <text>", "put before every query/anchor (default: the model's known prefix, e.g. E5 \"query: \")")
+    .option("--doc-prefix <text>", "put before every document/positive (default: the model's known prefix, e.g. E5 \"passage: \")")
+    .option("--offline", "never touch the network: Hub models must be cached (also EMBEDTUNE_OFFLINE=1)")
     .option("--vectors <anchors.npy,positives.npy>", "train on precomputed float32 base vectors (rows aligned with the pairs)", npyPair("--vectors"))
     .option("--eval-vectors <anchors.npy,positives.npy>", "precomputed base vectors for --eval", npyPair("--eval-vectors"))
     .option("--cache-dir <dir>", "vector cache folder (default $EMBEDTUNE_CACHE_DIR or ~/.cache/embedtune)")
@@ -71,6 +75,9 @@ export function buildProgram(): Command {
         evalVectors: o.evalVectors,
         cacheDir: o.cache === false ? null : (o.cacheDir ?? ""),
         overwrite: o.overwrite === true,
+        offline: o.offline === true,
+        queryPrefix: o.queryPrefix,
+        docPrefix: o.docPrefix,
       };
       const started = Date.now();
       const result = await train(config, { onEvent: progress.onTrainEvent });
@@ -92,6 +99,7 @@ export function buildProgram(): Command {
         return;
       }
       console.log(`trained ${result.history.length} steps on ${result.texts.distinct} distinct texts (${result.texts.encoded} encoded, the rest cached) in ${seconds.toFixed(1)} s; final loss ${last?.loss.toFixed(4) ?? "-"}`);
+      if (result.texts.truncated > 0) console.log(`${result.texts.truncated} texts were longer than the model's maximum and were truncated`);
       if (result.skippedSteps > 0) console.log(`skipped ${result.skippedSteps} steps with a non-finite loss or gradient`);
       if (result.metrics.before) console.log(`\n${metricsTable({ before: result.metrics.before, after: result.metrics.after }, result.primaryMetric)}`);
       console.log(result.out ? `\nadapter written to ${result.out}` : "\n(no --out given: adapter not saved)");
@@ -102,7 +110,10 @@ export function buildProgram(): Command {
     .description("evaluate the encoder, with or without an adapter: retrieval metrics for pairs, spearman_cosine for scored pairs")
     .requiredOption("--data <file>", "evaluation data: pairs or scored pairs, as for train")
     .option("--adapter <dir>", "adapter folder to apply")
-    .option("--model <name>", "frozen encoder (default: the adapter's, else the embedded USE-Lite)")
+    .option("--model <name>", "frozen encoder: default, a folder or a Hub id (default: the adapter's model)")
+    .option("--query-prefix <text>", "override the query prefix (default: the adapter's, else the model's known one)")
+    .option("--doc-prefix <text>", "override the document prefix")
+    .option("--offline", "never touch the network (also EMBEDTUNE_OFFLINE=1)")
     .option("--cache-dir <dir>", "vector cache folder")
     .option("--no-cache", "encode without the vector cache")
     .option("--json", "end standard output with one JSON object")
@@ -113,6 +124,9 @@ export function buildProgram(): Command {
         adapter: o.adapter,
         model: o.model,
         cacheDir: o.cache === false ? null : (o.cacheDir ?? ""),
+        offline: o.offline === true,
+        queryPrefix: o.queryPrefix,
+        docPrefix: o.docPrefix,
         onProgress: (done, total) => progress.encode(done, total),
       });
       progress.stop();
@@ -130,20 +144,37 @@ export function buildProgram(): Command {
     .requiredOption("--input <file>", "texts to embed")
     .requiredOption("--output <file>", "vectors out: .jsonl ({id, vector} per line) or .npy (float32 [N, dim])")
     .option("--adapter <dir>", "adapter folder to apply")
-    .option("--model <name>", "frozen encoder (default: the adapter's, else the embedded USE-Lite)")
-    .addOption(new Option("--as <side>", "query or document: a query-only adapter leaves documents unchanged").choices(["query", "document"]).default("query"))
+    .option("--model <name>", "frozen encoder: default, a folder or a Hub id (default: the adapter's model)")
+    .option("--query-prefix <text>", "override the query prefix")
+    .option("--doc-prefix <text>", "override the document prefix")
+    .option("--offline", "never touch the network (also EMBEDTUNE_OFFLINE=1)")
+    .addOption(new Option("--as <side>", "query, document or symmetric (prefixes and query-only adapters differ by side)").choices(["query", "document", "symmetric"]).default("symmetric"))
     .option("--json", "end standard output with one JSON object")
     .action(async (o) => {
       const input = await readInputTexts(o.input);
-      const encoder = await Encoder.load({ model: o.model, adapter: o.adapter });
+      const encoder = await Encoder.load({ model: o.model, adapter: o.adapter, offline: o.offline === true, queryPrefix: o.queryPrefix, docPrefix: o.docPrefix });
       try {
-        const vectors = o.as === "document" ? await encoder.encodeDocuments(input.texts) : await encoder.encodeQueries(input.texts);
+        const vectors = o.as === "document" ? await encoder.encodeDocuments(input.texts) : o.as === "query" ? await encoder.encodeQueries(input.texts) : await encoder.encode(input.texts);
+        if (encoder.truncated > 0) process.stderr.write(`${encoder.truncated} texts were longer than the model's maximum and were truncated\n`);
         await writeVectors(o.output, input.ids, vectors, encoder.dim);
         const summary = { command: "encode", texts: input.texts.length, dim: encoder.dim, output: o.output, adapter: o.adapter ?? null, as: o.as };
         console.log(o.json ? JSON.stringify(summary) : `wrote ${input.texts.length} vectors of dim ${encoder.dim} to ${o.output}`);
       } finally {
         await encoder.close();
       }
+    });
+  program
+    .command("fetch")
+    .description("download a Hub model into the cache (pinned to the commit its revision resolves to), for later --offline use")
+    .requiredOption("--model <id>", "Hub id owner/name[@revision], e.g. Xenova/all-MiniLM-L6-v2")
+    .option("--cache-dir <dir>", "cache folder (default $EMBEDTUNE_CACHE_DIR or ~/.cache/embedtune)")
+    .option("--json", "end standard output with one JSON object")
+    .action(async (o) => {
+      const encoder = await loadFrozenEncoder(o.model, { cacheRoot: o.cacheDir, onDownload: (file) => process.stderr.write(`fetching ${file}\n`) });
+      const { identity, dim } = encoder;
+      await encoder.close();
+      const summary = { command: "fetch", model: identity.name, revision: identity.revision ?? null, sha256: identity.sha256, dim, source: identity.source };
+      console.log(o.json ? JSON.stringify(summary) : `${identity.name} at ${identity.revision ?? "(folder)"}: ready offline (dim ${dim}, onnx sha256 ${identity.sha256.slice(0, 12)})`);
     });
   return program;
 }

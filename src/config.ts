@@ -24,8 +24,14 @@ export interface TrainConfig {
   // --- frozen encoder ---
   /** "default" = the embedded USE-Lite encoder. */
   model: string;
-  /** Vector cache folder; null disables the cache. */
+  /** Vector (and Hub model) cache folder; "" = the default, null disables the vector cache. */
   cacheDir: string | null;
+  /** Never touch the network: Hub models must already be cached. */
+  offline: boolean;
+  /** Text put before every query (anchor); default: the model's known prefix, else none. */
+  queryPrefix?: string;
+  /** Text put before every document (positive, negative); default as for queryPrefix. */
+  docPrefix?: string;
 
   // --- adapter (output-space LoRA) ---
   /** Rank of lora_A (r, d) and lora_B (d, r). */
@@ -62,6 +68,7 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, "data"> = {
   overwrite: false,
   model: "default",
   cacheDir: "", // "" = the default cache root (see defaultCacheRoot)
+  offline: false,
   r: 16,
   loraAlpha: 32,
   applyTo: "both",
@@ -82,7 +89,7 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, "data"> = {
 /** The batch size "auto" stands for, per loss (measured: see README, "Choosing settings"). */
 export const AUTO_BATCH_SIZE = { mnrl: 64, cosent: 16 } as const;
 
-const KNOWN_KEYS = new Set<string>(["data", "eval", "out", "vectors", "evalVectors", ...Object.keys(TRAIN_DEFAULTS)]);
+const KNOWN_KEYS = new Set<string>(["data", "eval", "out", "vectors", "evalVectors", "queryPrefix", "docPrefix", ...Object.keys(TRAIN_DEFAULTS)]);
 
 export function resolveTrainConfig(input: Partial<TrainConfig> & { data: string }): TrainConfig {
   for (const key of Object.keys(input)) {

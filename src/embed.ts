@@ -1,13 +1,21 @@
-import { loadFrozenEncoder, DEFAULT_MODEL } from "./encoder/load.js";
+import { NO_PREFIXES, resolvePrefixes, type Prefixes } from "./encoder/hf/prefixes.js";
+import { DEFAULT_MODEL, loadFrozenEncoder } from "./encoder/load.js";
 import type { FrozenEncoder, ModelIdentity } from "./encoder/types.js";
 import { checkBaseModel, loadAdapter, type LoadedAdapter } from "./io/adapter-folder.js";
 import { applyAdapter } from "./lora/output-adapter.js";
 
 export interface EncoderLoadOptions {
-  /** "default" (the embedded USE-Lite encoder) unless given. */
+  /** "default" (the embedded USE-Lite encoder), a Hub-layout folder, or a Hub id owner/name[@revision]. Default: the adapter's model. */
   model?: string;
   /** An adapter folder (adapter_config.json + adapter_model.safetensors). */
   adapter?: string;
+  /** Never touch the network (also EMBEDTUNE_OFFLINE=1). */
+  offline?: boolean;
+  /** Where Hub models are cached (default: $EMBEDTUNE_CACHE_DIR or ~/.cache/embedtune). */
+  cacheDir?: string;
+  /** Override the prefixes recorded in the adapter (or the model's known defaults). */
+  queryPrefix?: string;
+  docPrefix?: string;
 }
 
 /**
@@ -21,20 +29,21 @@ export class Encoder {
   private constructor(
     private readonly frozen: FrozenEncoder,
     readonly adapter: LoadedAdapter | null,
+    readonly prefixes: Prefixes,
   ) {}
 
   static async load(options: EncoderLoadOptions = {}): Promise<Encoder> {
     const adapter = options.adapter ? await loadAdapter(options.adapter) : null;
-    const frozen = await loadFrozenEncoder(options.model ?? adapter?.config.base_model.name ?? DEFAULT_MODEL);
-    if (adapter && options.adapter) {
-      try {
-        checkBaseModel(adapter.config, frozen.identity, frozen.dim, options.adapter);
-      } catch (err) {
-        await frozen.close();
-        throw err;
-      }
+    const model = options.model ?? (adapter && adapter.config.base_model.name !== "vectors" ? adapter.config.base_model.name : DEFAULT_MODEL);
+    const frozen = await loadFrozenEncoder(model, { offline: options.offline, cacheRoot: options.cacheDir });
+    try {
+      if (adapter && options.adapter) checkBaseModel(adapter.config, frozen.identity, frozen.dim, options.adapter);
+    } catch (err) {
+      await frozen.close();
+      throw err;
     }
-    return new Encoder(frozen, adapter);
+    const prefixes = resolvePrefixes(adapter ? (adapter.config.prefixes ?? NO_PREFIXES) : frozen.defaultPrefixes, options.queryPrefix, options.docPrefix);
+    return new Encoder(frozen, adapter, prefixes);
   }
 
   get dim(): number {
@@ -45,19 +54,19 @@ export class Encoder {
     return this.frozen.identity;
   }
 
-  /** Symmetric use: the adapter, if any, is applied to every text. */
+  /** Symmetric use (similarity, clustering): the adapter, if any, on every text; the symmetric prefix. */
   async encode(texts: readonly string[]): Promise<Float32Array> {
-    return this.transform(await this.frozen.encode(texts), texts.length, true);
+    return this.run(texts, this.prefixes.symmetric, true);
   }
 
-  /** Queries: the adapter is applied (for both kinds of adapter). */
+  /** Search queries: the query prefix and the adapter (for both kinds of adapter). */
   async encodeQueries(texts: readonly string[]): Promise<Float32Array> {
-    return this.encode(texts);
+    return this.run(texts, this.prefixes.query, true);
   }
 
-  /** Documents: a query-only adapter leaves them as base vectors, so an existing index stays valid. */
+  /** Documents: the document prefix; a query-only adapter leaves them as base vectors, so an existing index stays valid. */
   async encodeDocuments(texts: readonly string[]): Promise<Float32Array> {
-    return this.transform(await this.frozen.encode(texts), texts.length, this.adapter?.applyTo !== "query");
+    return this.run(texts, this.prefixes.document, this.adapter?.applyTo !== "query");
   }
 
   /** Per-text views into an encode result. */
@@ -66,11 +75,17 @@ export class Encoder {
     return Array.from({ length: vectors.length / D }, (_, i) => vectors.subarray(i * D, (i + 1) * D));
   }
 
+  /** Texts cut to the model's maximum length so far. */
+  get truncated(): number {
+    return this.frozen.truncated;
+  }
+
   async close(): Promise<void> {
     await this.frozen.close();
   }
 
-  private transform(base: Float32Array, n: number, adapt: boolean): Float32Array {
-    return this.adapter && adapt ? applyAdapter(base, n, this.adapter.lora) : base;
+  private async run(texts: readonly string[], prefix: string, adapt: boolean): Promise<Float32Array> {
+    const base = await this.frozen.encode(prefix ? texts.map((t) => prefix + t) : texts);
+    return this.adapter && adapt ? applyAdapter(base, texts.length, this.adapter.lora) : base;
   }
 }

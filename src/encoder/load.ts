@@ -1,17 +1,26 @@
-import { EmbedtuneError } from "../errors.js";
+import { defaultCacheRoot } from "../io/vector-cache.js";
+import { HfEncoder } from "./hf/index.js";
+import { isOffline } from "./hf/hub.js";
 import type { FrozenEncoder } from "./types.js";
 import { UseLiteEncoder } from "./use-lite/index.js";
 
-/** The model names `--model` and `Encoder.load` accept for the embedded encoder. */
+/** The model name `--model` and `Encoder.load` accept for the embedded encoder. */
 export const DEFAULT_MODEL = "default";
 
-/** Resolves a model name to a loaded frozen encoder. */
-export async function loadFrozenEncoder(model: string = DEFAULT_MODEL): Promise<FrozenEncoder> {
+export interface LoadEncoderOptions {
+  /** Never touch the network (also EMBEDTUNE_OFFLINE=1 or HF_HUB_OFFLINE=1). */
+  offline?: boolean;
+  /** Cache root; Hub models go under <root>/hub. Default: defaultCacheRoot(). */
+  cacheRoot?: string;
+  /** Called with each file name as a Hub model downloads. */
+  onDownload?: (file: string) => void;
+}
+
+/**
+ * Resolves `--model` to a loaded frozen encoder: "default" = the embedded USE-Lite; a folder
+ * in the Hugging Face layout; or a Hub id `owner/name[@revision]` (downloaded once, cached).
+ */
+export async function loadFrozenEncoder(model: string = DEFAULT_MODEL, options: LoadEncoderOptions = {}): Promise<FrozenEncoder> {
   if (model === DEFAULT_MODEL || model === "use-lite" || model === "use-lite-en") return UseLiteEncoder.load();
-  throw new EmbedtuneError(
-    "INVALID_ARGUMENT",
-    `unknown model "${model}": this version runs the embedded default encoder (USE-Lite) only`,
-    { field: "model" },
-    "use --model default",
-  );
+  return HfEncoder.load(model, { offline: isOffline(options.offline), cacheRoot: options.cacheRoot || defaultCacheRoot(), onFile: options.onDownload });
 }

@@ -1,3 +1,5 @@
+import type { Prefixes } from "./hf/prefixes.js";
+
 /** Who a frozen encoder is: recorded in adapters and in the vector cache key. */
 export interface ModelIdentity {
   /** "default" (USE-Lite) or a Hub id / folder name. */
@@ -6,6 +8,8 @@ export interface ModelIdentity {
   source: string;
   /** sha256 of the weight files (hex): two encoders with the same hash give the same vectors. */
   sha256: string;
+  /** Hub commit sha the model was pinned to (null for folders and the embedded encoder). */
+  revision?: string | null;
 }
 
 export interface EncodeOptions {
@@ -21,5 +25,9 @@ export interface FrozenEncoder {
   readonly identity: ModelIdentity;
   readonly dim: number;
   encode(texts: readonly string[], options?: EncodeOptions): Promise<Float32Array>;
+  /** Texts cut to the model's maximum length so far. */
+  readonly truncated: number;
+  /** The prefixes the model expects (query / document / symmetric), when known. */
+  readonly defaultPrefixes?: Prefixes;
   close(): Promise<void>;
 }

@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 
 import { EmbedtuneError } from "../errors.js";
+import type { Prefixes } from "../encoder/hf/prefixes.js";
 import type { ModelIdentity } from "../encoder/types.js";
 import type { OutputLora } from "../lora/output-adapter.js";
 import { writeFolderAtomic } from "./atomic.js";
@@ -29,6 +30,8 @@ export interface AdapterConfig {
   dim: number;
   apply_to: ApplyTo;
   base_model: ModelIdentity;
+  /** Prefixes put before queries, documents and symmetric texts when the adapter was trained; encoding applies the same. */
+  prefixes?: Prefixes;
   /** The training settings that produced it (TrainConfig, as JSON). */
   training?: Record<string, unknown>;
   /** Evaluation before and after training, metric name -> value. */
@@ -83,10 +86,14 @@ export async function loadAdapter(dir: string): Promise<LoadedAdapter> {
   return { config, lora, applyTo: config.apply_to };
 }
 
+/** The base_model.sha256 of adapters trained on precomputed vectors. */
+export const UNKNOWN_SHA256 = "unknown";
+
 /** Refuses an adapter trained on another encoder, naming both. */
 export function checkBaseModel(config: AdapterConfig, model: ModelIdentity, dim: number, where: string): void {
   const trained = config.base_model;
-  if (trained.sha256 !== model.sha256) {
+  // Adapters trained on user-supplied vectors name no encoder: only the dimension can be checked.
+  if (trained.sha256 !== model.sha256 && trained.sha256 !== UNKNOWN_SHA256) {
     throw new EmbedtuneError(
       "INVALID_ADAPTER",
       `adapter was trained on ${trained.name} [${trained.source}, sha256 ${trained.sha256.slice(0, 12)}] but the encoder is ${model.name} [${model.source}, sha256 ${model.sha256.slice(0, 12)}]`,

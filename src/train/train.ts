@@ -14,6 +14,9 @@ import { VERSION } from "../version.js";
 import { evaluate } from "./evaluate.js";
 import { AdapterStep } from "./step.js";
 import { encodeTexts, vectorsFromNpy, type BaseVectors } from "./vectors.js";
+import { withPrefixes } from "../data/prefix.js";
+import { loadFrozenEncoder } from "../encoder/load.js";
+import { NO_PREFIXES, resolvePrefixes, type Prefixes } from "../encoder/hf/prefixes.js";
 import { readdir } from "node:fs/promises";
 import path from "node:path";
 
@@ -34,7 +37,8 @@ export interface TrainResult {
   primaryMetric?: string;
   history: Array<{ step: number; epoch: number; loss: number; lr: number }>;
   skippedSteps: number;
-  texts: { distinct: number; encoded: number };
+  /** Distinct texts; how many the encoder ran on (the rest were cached); how many it truncated. */
+  texts: { distinct: number; encoded: number; truncated: number };
   /** The adapter folder written, when config.out was given. */
   out?: string;
 }
@@ -61,10 +65,7 @@ export async function train(input: Partial<TrainConfig> & { data: string }, opti
   }
   if (config.out) await checkOutputFolder(config.out, config.overwrite);
 
-  const table = new TextTable();
-  const trainData = indexPairs(dataset, table);
-  const evalData = evalSet ? indexPairs(evalSet, table) : null;
-  const base = await baseVectors(config, table, trainData, evalData, emit);
+  const { table, trainData, evalData, base, prefixes } = await baseVectors(config, dataset, evalSet, emit);
   const D = base.dim;
 
   const metrics: TrainResult["metrics"] = {};
@@ -126,6 +127,7 @@ export async function train(input: Partial<TrainConfig> & { data: string }, opti
       dim: D,
       apply_to: config.applyTo,
       base_model: base.model,
+      prefixes,
       training: trainingRecord(config, { loss, batchSize, steps: totalSteps, skippedSteps, examples: n, distinctTexts: table.size }),
       metrics,
       created_at: new Date().toISOString(),
@@ -133,7 +135,7 @@ export async function train(input: Partial<TrainConfig> & { data: string }, opti
     },
   };
   if (config.out) await saveAdapter(config.out, adapter, config.overwrite);
-  return { adapter, config, metrics, primaryMetric, history, skippedSteps, texts: { distinct: table.size, encoded: base.encoded }, out: config.out };
+  return { adapter, config, metrics, primaryMetric, history, skippedSteps, texts: { distinct: table.size, encoded: base.encoded, truncated: base.truncated }, out: config.out };
 }
 
 /**
@@ -157,17 +159,41 @@ function lossFor(config: TrainConfig, data: Dataset): "mnrl" | "cosent" {
   return wanted;
 }
 
-async function baseVectors(config: TrainConfig, table: TextTable, trainData: IndexedDataset, evalData: IndexedDataset | null, emit: (e: TrainEvent) => void): Promise<BaseVectors> {
-  if (!config.vectors) {
-    if (config.evalVectors) throw new EmbedtuneError("INVALID_ARGUMENT", "eval vectors were given without training vectors", { field: "eval-vectors" });
-    return encodeTexts(table, config.model, config.cacheDir, (done, total) => emit({ phase: "encode", done, total }));
+interface Prepared {
+  table: TextTable; // every distinct (prefixed) text of train and eval
+  trainData: IndexedDataset;
+  evalData: IndexedDataset | null;
+  base: BaseVectors;
+  prefixes: Prefixes;
+}
+
+/**
+ * Base vectors for every text: from --vectors files, or from the frozen encoder (through the
+ * cache) after the model's query/document prefixes are put in front of the texts.
+ */
+async function baseVectors(config: TrainConfig, dataset: Dataset, evalSet: Dataset | null, emit: (e: TrainEvent) => void): Promise<Prepared> {
+  const table = new TextTable();
+  if (config.vectors) {
+    if (evalSet && !config.evalVectors) {
+      throw new EmbedtuneError("INVALID_ARGUMENT", "with --vectors, the eval set needs its vectors too", { field: "eval-vectors" }, "pass --eval-vectors anchors.npy,positives.npy");
+    }
+    const trainData = indexPairs(dataset, table);
+    const evalData = evalSet ? indexPairs(evalSet, table) : null;
+    const sets = [{ data: trainData, files: config.vectors, dataFile: config.data }];
+    if (evalData && config.evalVectors) sets.push({ data: evalData, files: config.evalVectors, dataFile: config.eval! });
+    return { table, trainData, evalData, base: await vectorsFromNpy(table, sets), prefixes: NO_PREFIXES };
   }
-  if (evalData && !config.evalVectors) {
-    throw new EmbedtuneError("INVALID_ARGUMENT", "with --vectors, the eval set needs its vectors too", { field: "eval-vectors" }, "pass --eval-vectors anchors.npy,positives.npy");
+  if (config.evalVectors) throw new EmbedtuneError("INVALID_ARGUMENT", "eval vectors were given without training vectors", { field: "eval-vectors" });
+  const encoder = await loadFrozenEncoder(config.model, { offline: config.offline, cacheRoot: config.cacheDir ?? undefined });
+  try {
+    const prefixes = resolvePrefixes(encoder.defaultPrefixes, config.queryPrefix, config.docPrefix);
+    const trainData = indexPairs(withPrefixes(dataset, prefixes), table);
+    const evalData = evalSet ? indexPairs(withPrefixes(evalSet, prefixes), table) : null;
+    const base = await encodeTexts(encoder, table, config.cacheDir, (done, total) => emit({ phase: "encode", done, total }));
+    return { table, trainData, evalData, base, prefixes };
+  } finally {
+    await encoder.close();
   }
-  const sets = [{ data: trainData, files: config.vectors, dataFile: config.data }];
-  if (evalData && config.evalVectors) sets.push({ data: evalData, files: config.evalVectors, dataFile: config.eval! });
-  return vectorsFromNpy(table, sets);
 }
 
 /** Fails before any work when the adapter could not be written at the end. */

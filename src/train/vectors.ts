@@ -1,8 +1,8 @@
 import type { TextTable, IndexedDataset } from "../data/texts.js";
 import { encodeWithCache } from "../encoder/cached.js";
-import { loadFrozenEncoder } from "../encoder/load.js";
-import type { ModelIdentity } from "../encoder/types.js";
+import type { FrozenEncoder, ModelIdentity } from "../encoder/types.js";
 import { EmbedtuneError } from "../errors.js";
+import { UNKNOWN_SHA256 } from "../io/adapter-folder.js";
 import { readNpyMatrix } from "../io/npy.js";
 import { defaultCacheRoot } from "../io/vector-cache.js";
 
@@ -11,18 +11,15 @@ export interface BaseVectors {
   dim: number;
   model: ModelIdentity;
   encoded: number; // texts the encoder ran on this time (0 when all came from the cache)
+  truncated: number; // of those, texts longer than the model's maximum, cut to it
 }
 
 /** Base vectors of every text in `table`, from the frozen encoder through the on-disk cache. */
-export async function encodeTexts(table: TextTable, model: string, cacheDir: string | null, onProgress?: (done: number, total: number) => void): Promise<BaseVectors> {
-  const encoder = await loadFrozenEncoder(model);
-  try {
-    const cacheRoot = cacheDir === null ? null : cacheDir || defaultCacheRoot();
-    const { vectors, encoded } = await encodeWithCache(encoder, table.texts(), { cacheRoot, onProgress });
-    return { vectors, dim: encoder.dim, model: encoder.identity, encoded };
-  } finally {
-    await encoder.close();
-  }
+export async function encodeTexts(encoder: FrozenEncoder, table: TextTable, cacheDir: string | null, onProgress?: (done: number, total: number) => void): Promise<BaseVectors> {
+  const cacheRoot = cacheDir === null ? null : cacheDir || defaultCacheRoot();
+  const truncatedBefore = encoder.truncated;
+  const { vectors, encoded } = await encodeWithCache(encoder, table.texts(), { cacheRoot, onProgress });
+  return { vectors, dim: encoder.dim, model: encoder.identity, encoded, truncated: encoder.truncated - truncatedBefore };
 }
 
 /**
@@ -55,6 +52,6 @@ export async function vectorsFromNpy(
       });
     }
   }
-  const model: ModelIdentity = { name: "vectors", source: "precomputed .npy vectors", sha256: "unknown" };
-  return { vectors, dim: D, model, encoded: 0 };
+  const model: ModelIdentity = { name: "vectors", source: "precomputed .npy vectors", sha256: UNKNOWN_SHA256 };
+  return { vectors, dim: D, model, encoded: 0, truncated: 0 };
 }

@@ -12,6 +12,8 @@ import { loadUseLiteFiles, USE_LITE_PACKAGE } from "./weights.js";
  */
 export class UseLiteEncoder implements FrozenEncoder {
   readonly dim = USE_LITE_DIM;
+  /** Texts longer than 128 pieces, cut by the graph's limit, so far. */
+  truncated = 0;
 
   private constructor(
     readonly identity: ModelIdentity,
@@ -28,7 +30,10 @@ export class UseLiteEncoder implements FrozenEncoder {
 
   /** Token ids as the graph sees them: the first 128 of the text's pieces. */
   tokenize(text: string): number[] {
-    return this.tokenizer.encode(text).slice(0, USE_LITE_MAX_TOKENS);
+    const ids = this.tokenizer.encode(text);
+    if (ids.length <= USE_LITE_MAX_TOKENS) return ids;
+    this.truncated++;
+    return ids.slice(0, USE_LITE_MAX_TOKENS);
   }
 
   async encode(texts: readonly string[], options: EncodeOptions = {}): Promise<Float32Array> {

@@ -1,0 +1,91 @@
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { readFile, stat } from "node:fs/promises";
+import path from "node:path";
+
+import { EmbedtuneError } from "../../errors.js";
+
+/** How token vectors become one text vector (sentence-transformers' Pooling module). */
+export type Pooling = "mean" | "cls" | "lasttoken";
+
+/** A model folder in the Hugging Face Hub layout, read and checked. */
+export interface ModelFolder {
+  dir: string;
+  config: Record<string, unknown>;
+  tokenizerJson: Record<string, unknown>;
+  tokenizerConfig: Record<string, unknown>;
+  onnxFile: string; // onnx/model.onnx, else onnx/model_quantized.onnx
+  onnxBytes: Uint8Array;
+  onnxSha256: string;
+  pooling: Pooling;
+  /** Longest input in tokens, special tokens included. */
+  maxLength: number;
+}
+
+const ONNX_CANDIDATES = ["onnx/model.onnx", "onnx/model_quantized.onnx", "model.onnx"];
+
+export async function readModelFolder(dir: string): Promise<ModelFolder> {
+  const missing = (file: string, hint: string) =>
+    new EmbedtuneError("FILE_NOT_FOUND", `model folder has no ${file}`, { file: path.join(dir, file) }, hint);
+  const st = await stat(dir).catch(() => null);
+  if (!st?.isDirectory()) throw new EmbedtuneError("FILE_NOT_FOUND", "model folder does not exist", { file: dir });
+  const config = await readJson(dir, "config.json", () => missing("config.json", "a Hub-layout model folder has config.json"));
+  const tokenizerJson = await readJson(dir, "tokenizer.json", () => missing("tokenizer.json", "export the fast tokenizer with tokenizer.save_pretrained()"));
+  const tokenizerConfig = (await readJson(dir, "tokenizer_config.json", () => null)) ?? {};
+  const onnxRel = ONNX_CANDIDATES.find((f) => existsSync(path.join(dir, f)));
+  if (!onnxRel) throw missing("onnx/model.onnx", "export the model to ONNX, e.g. with optimum-cli export onnx, or use a Xenova/... repository");
+  const onnxFile = path.join(dir, onnxRel);
+  const onnxBytes = new Uint8Array(await readFile(onnxFile));
+  return {
+    dir,
+    config,
+    tokenizerJson,
+    tokenizerConfig,
+    onnxFile,
+    onnxBytes,
+    onnxSha256: createHash("sha256").update(onnxBytes).digest("hex"),
+    pooling: await readPooling(dir),
+    maxLength: maxLengthOf(config, tokenizerConfig),
+  };
+}
+
+/** sentence-transformers' modules.json -> Pooling module config; mean pooling when absent. */
+async function readPooling(dir: string): Promise<Pooling> {
+  const modules = await readJson(dir, "modules.json", () => null);
+  const entry = Array.isArray(modules) ? (modules as Array<{ type?: string; path?: string }>).find((m) => m.type?.endsWith("Pooling")) : undefined;
+  const poolingPath = entry?.path ?? "1_Pooling";
+  const cfg = await readJson(dir, path.join(poolingPath, "config.json"), () => null);
+  if (!cfg) return "mean";
+  if (cfg.pooling_mode_cls_token === true) return "cls";
+  if (cfg.pooling_mode_lasttoken === true) return "lasttoken";
+  if (cfg.pooling_mode_mean_tokens === true) return "mean";
+  const modes = Object.entries(cfg).filter(([k, v]) => k.startsWith("pooling_mode") && v === true).map(([k]) => k);
+  throw new EmbedtuneError("INVALID_FILE", `unsupported pooling ${modes.join(", ") || "(none set)"}; supported: mean, cls, lasttoken`, { file: path.join(dir, poolingPath, "config.json") });
+}
+
+/**
+ * The tokenizer's model_max_length when it is a real limit (tokenizers store 1e30 for "none"),
+ * capped by the position table of the model.
+ */
+function maxLengthOf(config: Record<string, unknown>, tokenizerConfig: Record<string, unknown>): number {
+  const positions = typeof config.max_position_embeddings === "number" ? config.max_position_embeddings : 512;
+  const declared = typeof tokenizerConfig.model_max_length === "number" && tokenizerConfig.model_max_length < 1e6 ? tokenizerConfig.model_max_length : positions;
+  return Math.min(declared, positions);
+}
+
+async function readJson(dir: string, file: string, ifMissing: () => EmbedtuneError | null): Promise<Record<string, unknown>> {
+  const full = path.join(dir, file);
+  let text: string;
+  try {
+    text = await readFile(full, "utf8");
+  } catch {
+    const err = ifMissing();
+    if (err) throw err;
+    return null as unknown as Record<string, unknown>;
+  }
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch (e) {
+    throw new EmbedtuneError("INVALID_FILE", `not valid JSON (${(e as Error).message})`, { file: full });
+  }
+}
