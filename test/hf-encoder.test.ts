@@ -95,6 +95,21 @@ describe("HfEncoder on a tiny BERT folder", () => {
     await encoder.close();
   });
 
+  it("pools BGE-family models with CLS when the folder has no pooling config", async () => {
+    const bge = path.join(work, "bge-small-en-tiny");
+    cpSync(tiny, bge, { recursive: true });
+    rmSync(path.join(bge, "1_Pooling"), { recursive: true });
+    rmSync(path.join(bge, "modules.json"));
+    const encoder = await load(bge);
+    expect(encoder.pooling).toBe("cls");
+    await encoder.close();
+    const plain = path.join(work, "plain-tiny");
+    cpSync(bge, plain, { recursive: true });
+    const meanEncoder = await load(plain);
+    expect(meanEncoder.pooling).toBe("mean");
+    await meanEncoder.close();
+  });
+
   it("keeps two models' cached vectors apart", async () => {
     const a = await load(tiny);
     const b = await load(other);

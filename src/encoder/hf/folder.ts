@@ -24,7 +24,11 @@ export interface ModelFolder {
 
 const ONNX_CANDIDATES = ["onnx/model.onnx", "onnx/model_quantized.onnx", "model.onnx"];
 
-export async function readModelFolder(dir: string): Promise<ModelFolder> {
+/**
+ * Reads a model folder. `modelId` (Hub id or folder path) picks the pooling of known model
+ * families when the folder has no sentence-transformers pooling config: BGE uses CLS.
+ */
+export async function readModelFolder(dir: string, modelId = dir): Promise<ModelFolder> {
   const missing = (file: string, hint: string) =>
     new EmbedtuneError("FILE_NOT_FOUND", `model folder has no ${file}`, { file: path.join(dir, file) }, hint);
   const st = await stat(dir).catch(() => null);
@@ -44,18 +48,23 @@ export async function readModelFolder(dir: string): Promise<ModelFolder> {
     onnxFile,
     onnxBytes,
     onnxSha256: createHash("sha256").update(onnxBytes).digest("hex"),
-    pooling: await readPooling(dir),
+    pooling: (await readPooling(dir)) ?? knownPooling(modelId),
     maxLength: maxLengthOf(config, tokenizerConfig),
   };
 }
 
-/** sentence-transformers' modules.json -> Pooling module config; mean pooling when absent. */
-async function readPooling(dir: string): Promise<Pooling> {
+/** Pooling of model families whose ONNX exports often lack 1_Pooling/config.json; mean otherwise. */
+function knownPooling(modelId: string): Pooling {
+  return /(^|[/-])bge-/i.test(modelId) ? "cls" : "mean";
+}
+
+/** sentence-transformers' modules.json -> Pooling module config; null when absent. */
+async function readPooling(dir: string): Promise<Pooling | null> {
   const modules = await readJson(dir, "modules.json", () => null);
   const entry = Array.isArray(modules) ? (modules as Array<{ type?: string; path?: string }>).find((m) => m.type?.endsWith("Pooling")) : undefined;
   const poolingPath = entry?.path ?? "1_Pooling";
   const cfg = await readJson(dir, path.join(poolingPath, "config.json"), () => null);
-  if (!cfg) return "mean";
+  if (!cfg) return null;
   if (cfg.pooling_mode_cls_token === true) return "cls";
   if (cfg.pooling_mode_lasttoken === true) return "lasttoken";
   if (cfg.pooling_mode_mean_tokens === true) return "mean";

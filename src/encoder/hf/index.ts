@@ -37,7 +37,7 @@ export class HfEncoder implements FrozenEncoder {
 
   static async load(spec: string, options: ResolveOptions): Promise<HfEncoder> {
     const resolved = await resolveModel(spec, options);
-    const folder = await readModelFolder(resolved.dir);
+    const folder = await readModelFolder(resolved.dir, resolved.id);
     const session = await OnnxSession.create(folder.onnxBytes);
     try {
       const { output, needsTokenTypes } = checkEncoderGraph(session, folder);
