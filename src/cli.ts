@@ -6,8 +6,10 @@ import { Progress } from "./cli/progress.js";
 import { AUTO_BATCH_SIZE, TRAIN_DEFAULTS, type TrainConfig } from "./config.js";
 import { Encoder } from "./embed.js";
 import { loadFrozenEncoder } from "./encoder/load.js";
+import { EXPORT_FORMATS, exportAdapter } from "./export/index.js";
 import { EmbedtuneError } from "./errors.js";
 import { evaluateFile } from "./evaluate.js";
+import { MINE_DEFAULTS, mineHardNegatives } from "./mine.js";
 import { train } from "./train/train.js";
 import { VERSION } from "./version.js";
 
@@ -29,7 +31,12 @@ export function buildProgram(): Command {
     .description("train an output-space LoRA adapter on (query, positive) pairs or scored sentence pairs")
     .requiredOption("--data <file>", "training data: JSONL/CSV/TSV with query|anchor,positive[,negative] or sentence1,sentence2,score")
     .option("--out <dir>", "adapter folder to write (adapter_config.json + adapter_model.safetensors)")
-    .option("--eval <file>", "evaluation data in the same formats; evaluated before and after training")
+    .option("--eval <file>", "evaluation data (a file or a BEIR folder); evaluated before training and after every epoch, and the best adapter is saved")
+    .option("--eval-steps <n>", "evaluate every n steps instead of after every epoch", int("--eval-steps"))
+    .option("--patience <n>", "stop after n evaluations in a row without a gain in the primary metric (default: never)", int("--patience"))
+    .option("--split <name>", "BEIR folder as --data: the qrels split to train on (default: the only one, else train)")
+    .option("--eval-split <name>", "BEIR folder as --eval: the qrels split (default: the only one, else test)")
+    .option("--holdout <percent>", "BEIR folders: hold out this % of the queries (grouped by shared relevant documents); --data trains on the rest, --eval scores them", num("--holdout"))
     .addOption(new Option("--loss <name>", "mnrl: symmetric InfoNCE with in-batch negatives; cosent: scored pairs (default: by data)").choices(["mnrl", "cosent"]))
     .option("--epochs <n>", `passes over the data (default ${TRAIN_DEFAULTS.epochs})`, int("--epochs"))
     .option("--batch-size <n|all>", `examples per batch, "all" = full batch, 1 = online (default ${AUTO_BATCH_SIZE.mnrl} for mnrl, ${AUTO_BATCH_SIZE.cosent} for cosent)`, batchSize)
@@ -78,6 +85,11 @@ export function buildProgram(): Command {
         offline: o.offline === true,
         queryPrefix: o.queryPrefix,
         docPrefix: o.docPrefix,
+        evalSteps: o.evalSteps,
+        patience: o.patience,
+        split: o.split,
+        evalSplit: o.evalSplit,
+        holdout: o.holdout,
       };
       const started = Date.now();
       const result = await train(config, { onEvent: progress.onTrainEvent });
@@ -88,8 +100,13 @@ export function buildProgram(): Command {
         console.log(JSON.stringify({
           command: "train",
           adapter: result.out ?? null,
-          metrics: { before: result.metrics.before ?? null, after: result.metrics.after ?? null },
+          metrics: { before: result.metrics.before ?? null, best: result.metrics.best ?? null, after: result.metrics.after ?? null },
           primary_metric: result.primaryMetric ?? null,
+          best_step: result.bestStep ?? null,
+          evaluations: result.evaluations.map((e) => ({ step: e.step, epoch: e.epoch, [result.primaryMetric ?? "value"]: e.metrics[result.primaryMetric ?? ""] })),
+          stopped_at: result.stoppedAt ?? null,
+          data: result.dataInfo,
+          report: result.report ?? null,
           steps: result.history.length + result.skippedSteps,
           skipped_steps: result.skippedSteps,
           final_loss: last?.loss ?? null,
@@ -98,17 +115,24 @@ export function buildProgram(): Command {
         }));
         return;
       }
+      console.log(`training data: ${result.dataInfo.train}${result.dataInfo.eval ? `\neval data: ${result.dataInfo.eval}` : ""}`);
       console.log(`trained ${result.history.length} steps on ${result.texts.distinct} distinct texts (${result.texts.encoded} encoded, the rest cached) in ${seconds.toFixed(1)} s; final loss ${last?.loss.toFixed(4) ?? "-"}`);
       if (result.texts.truncated > 0) console.log(`${result.texts.truncated} texts were longer than the model's maximum and were truncated`);
       if (result.skippedSteps > 0) console.log(`skipped ${result.skippedSteps} steps with a non-finite loss or gradient`);
-      if (result.metrics.before) console.log(`\n${metricsTable({ before: result.metrics.before, after: result.metrics.after }, result.primaryMetric)}`);
-      console.log(result.out ? `\nadapter written to ${result.out}` : "\n(no --out given: adapter not saved)");
+      if (result.stoppedAt !== undefined) console.log(`stopped early at step ${result.stoppedAt} of ${result.totalSteps}: ${config.patience} evaluations without a gain`);
+      if (result.metrics.before) {
+        console.log(`\n${metricsTable({ before: result.metrics.before, best: result.metrics.best, final: result.metrics.after }, result.primaryMetric)}`);
+        console.log(result.bestStep === 0 ? "\nno evaluation beat the base encoder: the adapter kept is the untrained one (step 0)" : `\nbest: step ${result.bestStep} of ${result.stoppedAt ?? result.totalSteps}; that adapter is the one kept`);
+      }
+      console.log(result.out ? `\nadapter written to ${result.out}${result.report ? `\nreport: ${result.report}` : ""}` : "\n(no --out given: adapter not saved)");
     });
 
   program
     .command("eval")
     .description("evaluate the encoder, with or without an adapter: retrieval metrics for pairs, spearman_cosine for scored pairs")
-    .requiredOption("--data <file>", "evaluation data: pairs or scored pairs, as for train")
+    .requiredOption("--data <file|dir>", "evaluation data: pairs, scored pairs or a BEIR folder (corpus.jsonl, queries.jsonl, qrels/), as for train")
+    .option("--split <name>", "BEIR folder: the qrels split (default: the only one, else test)")
+    .option("--holdout <percent>", "BEIR folder: evaluate only the queries that train --holdout <percent> held out", num("--holdout"))
     .option("--adapter <dir>", "adapter folder to apply")
     .option("--model <name>", "frozen encoder: default, a folder or a Hub id (default: the adapter's model)")
     .option("--query-prefix <text>", "override the query prefix (default: the adapter's, else the model's known one)")
@@ -121,6 +145,8 @@ export function buildProgram(): Command {
       const progress = new Progress();
       const result = await evaluateFile({
         data: o.data,
+        split: o.split,
+        holdout: o.holdout,
         adapter: o.adapter,
         model: o.model,
         cacheDir: o.cache === false ? null : (o.cacheDir ?? ""),
@@ -131,18 +157,55 @@ export function buildProgram(): Command {
       });
       progress.stop();
       if (o.json) {
-        console.log(JSON.stringify({ command: "eval", adapter: o.adapter ?? null, examples: result.examples, primary_metric: result.primary, metrics: result.metrics }));
+        console.log(JSON.stringify({ command: "eval", adapter: o.adapter ?? null, examples: result.examples, data: result.description, primary_metric: result.primary, metrics: result.metrics }));
         return;
       }
-      console.log(`${result.examples} examples from ${o.data}${o.adapter ? ` with adapter ${o.adapter}` : " (base encoder)"}\n`);
+      console.log(`${o.data}: ${result.description}${o.adapter ? `, with adapter ${o.adapter}` : ", base encoder"}\n`);
       console.log(metricsTable({ value: result.metrics }, result.primary));
+    });
+
+  program
+    .command("mine")
+    .description("mine hard negatives: for every pair, the anchor's top candidates among all positives, minus its own and likely false negatives; writes triplets for train")
+    .requiredOption("--data <file|dir>", "(anchor, positive) pairs: a data file or a BEIR folder, as for train")
+    .requiredOption("--out <file>", "triplets to write (.jsonl): anchor, positive, negative per line, one line per negative")
+    .option("--k <n>", `candidates retrieved per anchor (default ${MINE_DEFAULTS.k})`, int("--k"))
+    .option("--margin <x>", `skip candidates scoring above (positive score - margin) as likely false negatives (default ${MINE_DEFAULTS.margin})`, num("--margin"))
+    .option("--negatives <n>", `triplets per pair: the best n candidates left (default ${MINE_DEFAULTS.negatives})`, int("--negatives"))
+    .option("--adapter <dir>", "mine with an adapter applied (e.g. from a first round of training)")
+    .option("--model <name>", "frozen encoder: default, a folder or a Hub id (default: the adapter's model)")
+    .option("--split <name>", "BEIR folder: the qrels split (default: the only one, else train)")
+    .option("--holdout <percent>", "BEIR folder: leave out the queries train --holdout <percent> holds out", num("--holdout"))
+    .option("--query-prefix <text>", "override the query prefix")
+    .option("--doc-prefix <text>", "override the document prefix")
+    .option("--offline", "never touch the network (also EMBEDTUNE_OFFLINE=1)")
+    .option("--cache-dir <dir>", "vector cache folder")
+    .option("--no-cache", "encode without the vector cache")
+    .option("--overwrite", "replace an existing --out file")
+    .option("--json", "end standard output with one JSON object")
+    .action(async (o) => {
+      const progress = new Progress();
+      const result = await mineHardNegatives({
+        data: o.data, out: o.out, k: o.k, margin: o.margin, negatives: o.negatives, adapter: o.adapter, model: o.model,
+        split: o.split, holdout: o.holdout, queryPrefix: o.queryPrefix, docPrefix: o.docPrefix, offline: o.offline === true,
+        cacheDir: o.cache === false ? null : (o.cacheDir ?? ""), overwrite: o.overwrite === true,
+        onProgress: (done, total) => progress.encode(done, total),
+      });
+      progress.stop();
+      const summary = { command: "mine", out: result.out, pairs: result.pairs, triplets: result.triplets, without_negative: result.withoutNegative, candidates: result.candidates, k: result.k, margin: result.margin, negatives: result.negatives };
+      if (o.json) {
+        console.log(JSON.stringify(summary));
+        return;
+      }
+      console.log(`wrote ${result.triplets} triplets for ${result.pairs} pairs to ${result.out} (top ${result.k} of ${result.candidates} candidates, margin ${result.margin})`);
+      if (result.withoutNegative > 0) console.log(`${result.withoutNegative} pairs had no candidate left after the filters and are not in the output`);
     });
 
   program
     .command("encode")
     .description("embed texts (.txt: one per line, .jsonl: {id?, text}) and write vectors (.jsonl or .npy)")
     .requiredOption("--input <file>", "texts to embed")
-    .requiredOption("--output <file>", "vectors out: .jsonl ({id, vector} per line) or .npy (float32 [N, dim])")
+    .requiredOption("--output <file>", "vectors out: .jsonl ({id, vector} per line), .npy (float32 [N, dim]) or .safetensors (\"embeddings\" [N, dim])")
     .option("--adapter <dir>", "adapter folder to apply")
     .option("--model <name>", "frozen encoder: default, a folder or a Hub id (default: the adapter's model)")
     .option("--query-prefix <text>", "override the query prefix")
@@ -163,6 +226,21 @@ export function buildProgram(): Command {
         await encoder.close();
       }
     });
+  program
+    .command("export")
+    .description("write an adapter in a form other tools read: a sentence-transformers folder, one ONNX model, or a merged adapter")
+    .requiredOption("--adapter <dir>", "adapter folder to export")
+    .addOption(new Option("--format <format>", "sentence-transformers: folder for SentenceTransformer(path, backend=\"onnx\"); onnx: encoder + pooling + adapter + normalize in one graph; merged: adapter folder with W = I + s·B·A").choices(EXPORT_FORMATS).makeOptionMandatory())
+    .requiredOption("--out <dir>", "folder to write")
+    .option("--overwrite", "replace an existing non-empty --out folder")
+    .option("--offline", "never touch the network (the base model must be cached)")
+    .option("--cache-dir <dir>", "cache folder for Hub models")
+    .option("--json", "end standard output with one JSON object")
+    .action(async (o) => {
+      const files = await exportAdapter(o.adapter, o.format, { out: o.out, overwrite: o.overwrite === true, offline: o.offline === true, cacheDir: o.cacheDir });
+      console.log(o.json ? JSON.stringify({ command: "export", format: o.format, out: o.out, files }) : `wrote ${o.format} export to ${o.out}: ${files.join(", ")}`);
+    });
+
   program
     .command("fetch")
     .description("download a Hub model into the cache (pinned to the commit its revision resolves to), for later --offline use")

@@ -20,6 +20,21 @@ export interface TrainConfig {
   vectors?: { anchors: string; positives: string };
   /** Same for `eval`. */
   evalVectors?: { anchors: string; positives: string };
+  /** BEIR folder given as `data`: the qrels split to train on; "" = the only one, else "train". */
+  split: string;
+  /** BEIR folder given as `eval`: the qrels split; "" = the only one, else "test". */
+  evalSplit: string;
+  /**
+   * BEIR folders: hold out this percentage of the queries, grouped by shared relevant
+   * documents (data/holdout.ts): `data` trains on the rest, `eval` evaluates on them. 0 = none.
+   */
+  holdout: number;
+
+  // --- validation (needs `eval`) ---
+  /** Evaluate every this many steps; 0 = after every epoch. The best evaluation's adapter is kept. */
+  evalSteps: number;
+  /** Stop after this many evaluations in a row without a gain in the primary metric; 0 = never. */
+  patience: number;
 
   // --- frozen encoder ---
   /** "default" = the embedded USE-Lite encoder. */
@@ -66,6 +81,11 @@ export interface TrainConfig {
 
 export const TRAIN_DEFAULTS: Omit<TrainConfig, "data"> = {
   overwrite: false,
+  split: "",
+  evalSplit: "",
+  holdout: 0,
+  evalSteps: 0,
+  patience: 0,
   model: "default",
   cacheDir: "", // "" = the default cache root (see defaultCacheRoot)
   offline: false,
@@ -113,6 +133,10 @@ export function resolveTrainConfig(input: Partial<TrainConfig> & { data: string 
   if (c.applyTo !== "both" && c.applyTo !== "query") throw invalid("applyTo", `apply_to must be "both" or "query", got ${String(c.applyTo)}`);
   if (!["auto", "mnrl", "cosent"].includes(c.loss)) throw invalid("loss", `loss must be mnrl or cosent, got ${String(c.loss)}`);
   if (!Number.isSafeInteger(c.seed)) throw invalid("seed", `seed must be an integer, got ${c.seed}`);
+  if (!(Number.isFinite(c.holdout) && c.holdout >= 0 && c.holdout < 100)) throw invalid("holdout", `holdout must be a percentage in [0, 100), got ${c.holdout}`);
+  if (!Number.isSafeInteger(c.evalSteps) || c.evalSteps < 0) throw invalid("evalSteps", `eval steps must be a non-negative integer, got ${c.evalSteps}`);
+  if (!Number.isSafeInteger(c.patience) || c.patience < 0) throw invalid("patience", `patience must be a non-negative integer, got ${c.patience}`);
+  if ((c.evalSteps > 0 || c.patience > 0) && !c.eval) throw invalid(c.patience > 0 ? "patience" : "evalSteps", "validation needs an eval set (--eval)");
   return c;
 }
 

@@ -1,8 +1,8 @@
 import { NO_PREFIXES, resolvePrefixes, type Prefixes } from "./encoder/hf/prefixes.js";
 import { DEFAULT_MODEL, loadFrozenEncoder } from "./encoder/load.js";
 import type { FrozenEncoder, ModelIdentity } from "./encoder/types.js";
-import { checkBaseModel, loadAdapter, type LoadedAdapter } from "./io/adapter-folder.js";
-import { applyAdapter } from "./lora/output-adapter.js";
+import { checkBaseModel, readAdapter, type AnyAdapter } from "./io/adapter-folder.js";
+import { adapterTransform } from "./lora/merged.js";
 
 export interface EncoderLoadOptions {
   /** "default" (the embedded USE-Lite encoder), a Hub-layout folder, or a Hub id owner/name[@revision]. Default: the adapter's model. */
@@ -28,12 +28,16 @@ export interface EncoderLoadOptions {
 export class Encoder {
   private constructor(
     private readonly frozen: FrozenEncoder,
-    readonly adapter: LoadedAdapter | null,
+    readonly adapter: AnyAdapter | null,
     readonly prefixes: Prefixes,
-  ) {}
+  ) {
+    this.transform = adapter ? adapterTransform(adapter) : null;
+  }
+
+  private readonly transform: ((x: Float32Array, N: number) => Float32Array) | null;
 
   static async load(options: EncoderLoadOptions = {}): Promise<Encoder> {
-    const adapter = options.adapter ? await loadAdapter(options.adapter) : null;
+    const adapter = options.adapter ? await readAdapter(options.adapter) : null;
     const model = options.model ?? (adapter && adapter.config.base_model.name !== "vectors" ? adapter.config.base_model.name : DEFAULT_MODEL);
     const frozen = await loadFrozenEncoder(model, { offline: options.offline, cacheRoot: options.cacheDir });
     try {
@@ -86,6 +90,6 @@ export class Encoder {
 
   private async run(texts: readonly string[], prefix: string, adapt: boolean): Promise<Float32Array> {
     const base = await this.frozen.encode(prefix ? texts.map((t) => prefix + t) : texts);
-    return this.adapter && adapt ? applyAdapter(base, texts.length, this.adapter.lora) : base;
+    return this.transform && adapt ? this.transform(base, texts.length) : base;
   }
 }

@@ -4,6 +4,7 @@ import path from "node:path";
 import { EmbedtuneError } from "../errors.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { encodeNpyMatrix } from "../io/npy.js";
+import { encodeSafetensors } from "../io/safetensors.js";
 
 export interface InputTexts {
   ids: string[];
@@ -51,14 +52,21 @@ export async function readInputTexts(file: string): Promise<InputTexts> {
   return { ids, texts };
 }
 
-/** Writes vectors (N, D) by the output's extension: .jsonl ({id, vector} per line) or .npy (float32 [N, D]). */
+/**
+ * Writes vectors (N, D) by the output's extension: .jsonl ({id, vector} per line), .npy
+ * (float32 [N, D]) or .safetensors (tensor "embeddings" [N, D]; the ids as JSON in the
+ * metadata entry "ids").
+ */
 export async function writeVectors(file: string, ids: string[], vectors: Float32Array, dim: number): Promise<void> {
   const ext = path.extname(file).toLowerCase();
   const n = ids.length;
   if (ext === ".npy") return writeFileAtomic(file, encodeNpyMatrix(vectors, n, dim));
+  if (ext === ".safetensors") {
+    return writeFileAtomic(file, encodeSafetensors({ embeddings: { shape: [n, dim], data: vectors } }, { format: "pt", ids: JSON.stringify(ids) }));
+  }
   if (ext === ".jsonl") {
     const lines = ids.map((id, i) => JSON.stringify({ id, vector: Array.from(vectors.subarray(i * dim, (i + 1) * dim)) }));
     return writeFileAtomic(file, lines.join("\n") + "\n");
   }
-  throw new EmbedtuneError("INVALID_ARGUMENT", `unknown output extension "${ext}"`, { file }, "use .jsonl or .npy");
+  throw new EmbedtuneError("INVALID_ARGUMENT", `unknown output extension "${ext}"`, { file }, "use .jsonl, .npy or .safetensors");
 }

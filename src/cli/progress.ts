@@ -28,6 +28,8 @@ export class Progress {
         loss: e.loss.toFixed(4),
         lr: e.lr.toExponential(2),
       });
+    } else if (e.phase === "eval" && e.when === "step") {
+      // a periodic evaluation: the training bar goes on
     } else this.stop();
   };
 

@@ -1,12 +1,23 @@
 import type { Prefixes } from "../encoder/hf/prefixes.js";
-import type { Dataset } from "./types.js";
+import type { AnyDataset, Dataset } from "./types.js";
 
 /**
  * The dataset as the encoder should see it: queries (anchors) get the query prefix,
  * documents (positives, negatives) the document prefix, and both sentences of a scored
  * pair the symmetric one. Prefixed texts are distinct texts, so they are cached apart.
  */
-export function withPrefixes(dataset: Dataset, prefixes: Prefixes): Dataset {
+export function withPrefixes(dataset: Dataset, prefixes: Prefixes): Dataset;
+export function withPrefixes(dataset: AnyDataset, prefixes: Prefixes): AnyDataset;
+export function withPrefixes(dataset: AnyDataset, prefixes: Prefixes): AnyDataset {
+  if (dataset.kind === "retrieval") {
+    // BEIR: queries get the query prefix, every corpus document the document prefix.
+    if (!prefixes.query && !prefixes.document) return dataset;
+    return {
+      ...dataset,
+      queries: dataset.queries.map((q) => ({ ...q, text: prefixes.query + q.text })),
+      corpus: dataset.corpus.map((d) => ({ ...d, text: prefixes.document + d.text })),
+    };
+  }
   if (dataset.kind === "pairs") {
     if (!prefixes.query && !prefixes.document) return dataset;
     const examples = dataset.examples.map((e) => ({

@@ -22,8 +22,57 @@ export class GraphBuilder {
   private readonly inputs: onnxProto.onnx.IValueInfoProto[] = [];
   private readonly outputs: onnxProto.onnx.IValueInfoProto[] = [];
   private counter = 0;
+  private irVersion = 8;
+  private opsetImport: onnxProto.onnx.IOperatorSetIdProto[] = [{ domain: "", version: 17 }];
 
   constructor(private readonly name: string) {}
+
+  /**
+   * Continues an existing model: its nodes, weights, inputs and outputs, IR version and
+   * opsets are kept, so new nodes can be appended (e.g. pooling and an adapter head).
+   */
+  static fromModel(bytes: Uint8Array): GraphBuilder {
+    const model = onnx.ModelProto.decode(bytes);
+    const graph = model.graph;
+    if (!graph) throw new Error("ONNX model has no graph");
+    const g = new GraphBuilder(graph.name || "model");
+    g.nodes.push(...(graph.node ?? []));
+    g.initializers.push(...(graph.initializer ?? []));
+    g.inputs.push(...(graph.input ?? []));
+    g.outputs.push(...(graph.output ?? []));
+    g.irVersion = Number(model.irVersion) || 8;
+    g.opsetImport = model.opsetImport ?? g.opsetImport;
+    g.counter = g.nodes.length;
+    return g;
+  }
+
+  /** The default-domain opset: some operators take axes as an attribute before 13. */
+  get opset(): number {
+    return Number(this.opsetImport.find((o) => !o.domain)?.version ?? 17);
+  }
+
+  get outputNames(): string[] {
+    return this.outputs.map((o) => o.name ?? "");
+  }
+
+  /** Drops every graph output (the tensors stay computed; new outputs are declared after). */
+  clearOutputs(): void {
+    this.outputs.length = 0;
+  }
+
+  /** Renames a tensor wherever a node produces or consumes it. */
+  renameTensor(from: string, to: string): void {
+    for (const node of this.nodes) {
+      node.output = (node.output ?? []).map((n) => (n === from ? to : n));
+      node.input = (node.input ?? []).map((n) => (n === from ? to : n));
+    }
+  }
+
+  /** Σ over one axis, keeping it, in the form the model's opset takes. */
+  reduceSum(x: string, axis: number): string {
+    if (this.opset >= 13) return this.op("ReduceSum", [x, this.int64Tensor(`reduce_axis_${this.counter}`, [axis])], { keepdims: 1 });
+    return this.op("ReduceSum", [x], { axes: [axis], keepdims: 1 });
+  }
 
   input(name: string, elemType: number, shape: Dim[]): string {
     this.inputs.push(valueInfo(name, elemType, shape));
@@ -53,7 +102,7 @@ export class GraphBuilder {
 
   /** Adds a node and returns the name of its (first) output. */
   op(opType: string, inputs: string[], attrs: Record<string, Attr> = {}, nOutputs = 1): string {
-    const outs = Array.from({ length: nOutputs }, () => `${opType}_${this.counter++}`);
+    const outs = Array.from({ length: nOutputs }, () => `et_${opType}_${this.counter++}`);
     this.opNamed(opType, inputs, outs, attrs);
     return outs[0];
   }
@@ -81,9 +130,9 @@ export class GraphBuilder {
       output: this.outputs,
     };
     const model = {
-      irVersion: 8,
+      irVersion: this.irVersion,
       producerName: "embedtune",
-      opsetImport: [{ domain: "", version: 17 }],
+      opsetImport: this.opsetImport,
       graph,
     };
     return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();

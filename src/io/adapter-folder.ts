@@ -24,7 +24,8 @@ export type ApplyTo = "both" | "query";
 export interface AdapterConfig {
   format: typeof ADAPTER_FORMAT;
   format_version: number;
-  kind: "output";
+  /** "output": lora_A/lora_B on the pooled vector; "merged": the same map stored once as W = I + s·B·A. */
+  kind: AdapterKind;
   r: number;
   lora_alpha: number;
   dim: number;
@@ -34,11 +35,27 @@ export interface AdapterConfig {
   prefixes?: Prefixes;
   /** The training settings that produced it (TrainConfig, as JSON). */
   training?: Record<string, unknown>;
-  /** Evaluation before and after training, metric name -> value. */
-  metrics?: { before?: Record<string, number>; after?: Record<string, number> };
+  /**
+   * Eval-set metrics (name -> value) of the base encoder (`before`), of these weights (`best`,
+   * the best evaluation, at step `best_step`; 0 = the base encoder was never beaten) and of
+   * the adapter at the last step (`after`).
+   */
+  metrics?: { before?: Record<string, number>; best?: Record<string, number>; best_step?: number; after?: Record<string, number> };
   created_at?: string;
   embedtune_version?: string;
 }
+
+export type AdapterKind = "output" | "merged";
+
+/** A merged output adapter: z = normalize(W x), W (D, D) row-major, [out, in]. */
+export interface MergedAdapter {
+  config: AdapterConfig;
+  weight: Float32Array; // (D, D)
+  applyTo: ApplyTo;
+}
+
+/** Any adapter folder, by kind. */
+export type AnyAdapter = ({ kind: "output" } & LoadedAdapter) | ({ kind: "merged" } & MergedAdapter);
 
 export interface LoadedAdapter {
   config: AdapterConfig;
@@ -60,7 +77,26 @@ export async function saveAdapter(dir: string, adapter: LoadedAdapter, overwrite
   await writeFolderAtomic(dir, { [CONFIG_FILE]: `${JSON.stringify(config, null, 2)}\n`, [WEIGHTS_FILE]: weights }, overwrite);
 }
 
+/** Loads an output adapter (lora_A, lora_B); other kinds are refused with their name. */
 export async function loadAdapter(dir: string): Promise<LoadedAdapter> {
+  const adapter = await readAdapter(dir);
+  if (adapter.kind !== "output") {
+    throw new EmbedtuneError("INVALID_ADAPTER", `expected an output adapter (lora_A, lora_B), found kind "${adapter.kind}"`, { file: path.join(dir, CONFIG_FILE), field: "kind" });
+  }
+  return adapter;
+}
+
+/** Saves a merged adapter: adapter_model.safetensors holds "weight" (D, D). */
+export async function saveMergedAdapter(dir: string, adapter: MergedAdapter, overwrite: boolean): Promise<void> {
+  const D = adapter.config.dim;
+  if (!adapter.weight.every(Number.isFinite)) throw new EmbedtuneError("INVALID_ADAPTER", "weight holds a non-finite value", { file: path.join(dir, WEIGHTS_FILE) });
+  const weights = encodeSafetensors({ weight: { shape: [D, D], data: adapter.weight } }, { format: "pt" });
+  const config: AdapterConfig = { ...adapter.config, kind: "merged", apply_to: adapter.applyTo };
+  await writeFolderAtomic(dir, { [CONFIG_FILE]: `${JSON.stringify(config, null, 2)}\n`, [WEIGHTS_FILE]: weights }, overwrite);
+}
+
+/** Loads an adapter folder of any kind, checking every tensor against the config. */
+export async function readAdapter(dir: string): Promise<AnyAdapter> {
   const configPath = path.join(dir, CONFIG_FILE);
   const weightsPath = path.join(dir, WEIGHTS_FILE);
   const configText = await readOrFail(configPath, dir);
@@ -72,6 +108,14 @@ export async function loadAdapter(dir: string): Promise<LoadedAdapter> {
   }
   const config = validateConfig(raw, configPath);
   const { tensors } = decodeSafetensors(await readOrFail(weightsPath, dir), weightsPath);
+  if (config.kind === "merged") {
+    const W = tensors.get("weight");
+    if (!W || W.shape.join() !== `${config.dim},${config.dim}`) {
+      throw new EmbedtuneError("INVALID_ADAPTER", `weight must have shape [${config.dim}, ${config.dim}], found ${W ? JSON.stringify(W.shape) : "none"}`, { file: weightsPath });
+    }
+    if (!W.data.every(Number.isFinite)) throw new EmbedtuneError("INVALID_ADAPTER", "weight holds a non-finite value", { file: weightsPath });
+    return { kind: "merged", config, weight: W.data, applyTo: config.apply_to };
+  }
   const A = tensors.get("lora_A.weight");
   const B = tensors.get("lora_B.weight");
   const { r, dim } = config;
@@ -83,7 +127,7 @@ export async function loadAdapter(dir: string): Promise<LoadedAdapter> {
   }
   const lora: OutputLora = { dim, r, loraAlpha: config.lora_alpha, A: A.data, B: B.data };
   assertFinite(lora, weightsPath);
-  return { config, lora, applyTo: config.apply_to };
+  return { kind: "output", config, lora, applyTo: config.apply_to };
 }
 
 /** The base_model.sha256 of adapters trained on precomputed vectors. */
@@ -114,7 +158,7 @@ function validateConfig(raw: unknown, file: string): AdapterConfig {
   const c = raw as Record<string, unknown>;
   if (c.format !== ADAPTER_FORMAT) bad("format", `expected "${ADAPTER_FORMAT}", found ${JSON.stringify(c.format)}`);
   if (c.format_version !== ADAPTER_FORMAT_VERSION) bad("format_version", `this embedtune reads version ${ADAPTER_FORMAT_VERSION}, found ${JSON.stringify(c.format_version)}`);
-  if (c.kind !== "output") bad("kind", `expected "output", found ${JSON.stringify(c.kind)}`);
+  if (c.kind !== "output" && c.kind !== "merged") bad("kind", `expected "output" or "merged", found ${JSON.stringify(c.kind)}`);
   for (const f of ["r", "dim"] as const) {
     if (!Number.isSafeInteger(c[f]) || (c[f] as number) < 1) bad(f, `must be a positive integer, found ${JSON.stringify(c[f])}`);
   }

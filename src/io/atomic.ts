@@ -33,7 +33,10 @@ export async function writeFolderAtomic(dir: string, files: Record<string, Uint8
   const tmp = `${path.resolve(dir)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
   await mkdir(tmp);
   try {
-    for (const [name, data] of Object.entries(files)) await writeAndSync(path.join(tmp, name), data);
+    for (const [name, data] of Object.entries(files)) {
+      await mkdir(path.dirname(path.join(tmp, name)), { recursive: true }); // names may hold subfolders: onnx/model.onnx
+      await writeAndSync(path.join(tmp, name), data);
+    }
     await syncDir(tmp);
     if (existsSync(dir)) {
       if (!overwrite && (await readdir(dir)).length > 0) {

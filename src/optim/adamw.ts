@@ -69,8 +69,10 @@ export class AdamW {
     this.t += 1;
     const { beta1: b1, beta2: b2, eps } = this;
     const stepSize = lr / (1 - b1 ** this.t); // lr / bias_correction1
-    const bc2Sqrt = Math.sqrt(1 - b2 ** this.t); // √bias_correction2
+    const invBc2Sqrt = 1 / Math.sqrt(1 - b2 ** this.t); // 1 / √bias_correction2
     const decay = 1 - lr * this.weightDecay;
+    const c1 = 1 - b1;
+    const c2 = 1 - b2;
     for (let k = 0; k < this.params.length; k++) {
       const p = this.params[k];
       const g = grads[k];
@@ -81,11 +83,12 @@ export class AdamW {
       }
       for (let e = 0; e < p.length; e++) {
         const ge = g[e];
-        const me = b1 * m[e] + (1 - b1) * ge;
-        const ve = b2 * v[e] + (1 - b2) * ge * ge;
+        const me = b1 * m[e] + c1 * ge;
+        const ve = b2 * v[e] + c2 * ge * ge;
         m[e] = me;
         v[e] = ve;
-        p[e] = p[e] * decay - (stepSize * me) / (Math.sqrt(ve) / bc2Sqrt + eps);
+        // √v̂ = √v / √bias_correction2, as a product: one division per element, not two.
+        p[e] = p[e] * decay - (stepSize * me) / (Math.sqrt(ve) * invBc2Sqrt + eps);
       }
     }
   }

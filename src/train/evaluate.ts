@@ -19,7 +19,7 @@ export interface EvalResult {
  * The left side (anchors / sentence1 / queries) is a query; the right side is adapted only
  * when apply_to is "both".
  */
-export function evaluate(data: IndexedEvalData, vectors: Float32Array, D: number, lora: OutputLora | null, applyTo: ApplyTo): EvalResult {
+export function evaluate(data: IndexedEvalData, vectors: Float32Array, D: number, lora: AdapterMap | null, applyTo: ApplyTo): EvalResult {
   const embed = (ids: ArrayLike<number>, isQuery: boolean): Float32Array => embedRows(vectors, ids, D, lora && (isQuery || applyTo === "both") ? lora : null);
 
   if (data.kind === "retrieval") {
@@ -47,6 +47,9 @@ function distinct(columns: Int32Array[]): number[] {
   return [...seen];
 }
 
+/** An output adapter's parameters, or any map of base rows (N, D) to adapted unit rows (e.g. a merged adapter). */
+export type AdapterMap = OutputLora | ((x: Float32Array, N: number) => Float32Array);
+
 const EMBED_BLOCK = 4096; // rows gathered and adapted at a time
 
 /**
@@ -54,7 +57,7 @@ const EMBED_BLOCK = 4096; // rows gathered and adapted at a time
  * into one (N, D) buffer. Done in blocks, so a 100k-document corpus needs its output buffer
  * (200 MB at D = 512) and 8 MB of scratch, not a gathered copy as well.
  */
-export function embedRows(vectors: Float32Array, ids: ArrayLike<number>, D: number, lora: OutputLora | null): Float32Array {
+export function embedRows(vectors: Float32Array, ids: ArrayLike<number>, D: number, lora: AdapterMap | null): Float32Array {
   const N = ids.length;
   const out = new Float32Array(N * D); // (N, D)
   const block = new Float32Array(Math.min(N, EMBED_BLOCK) * D); // (block, D) gathered base rows
@@ -63,7 +66,7 @@ export function embedRows(vectors: Float32Array, ids: ArrayLike<number>, D: numb
     const x = block.subarray(0, n * D);
     for (let i = 0; i < n; i++) x.set(vectors.subarray(ids[i0 + i] * D, (ids[i0 + i] + 1) * D), i * D);
     const z = out.subarray(i0 * D, (i0 + n) * D);
-    if (lora) z.set(applyAdapter(x, n, lora));
+    if (lora) z.set(typeof lora === "function" ? lora(x, n) : applyAdapter(x, n, lora));
     else l2NormalizeRows(z, x, n, D);
   }
   return out;

@@ -1,4 +1,4 @@
-import type { TextTable, IndexedDataset } from "../data/texts.js";
+import type { TextTable, IndexedEvalData } from "../data/texts.js";
 import { encodeWithCache } from "../encoder/cached.js";
 import type { FrozenEncoder, ModelIdentity } from "../encoder/types.js";
 import { EmbedtuneError } from "../errors.js";
@@ -29,7 +29,7 @@ export async function encodeTexts(encoder: FrozenEncoder, table: TextTable, cach
  */
 export async function vectorsFromNpy(
   table: TextTable,
-  sets: Array<{ data: IndexedDataset; files: { anchors: string; positives: string }; dataFile: string }>,
+  sets: Array<{ data: IndexedEvalData; files: { anchors: string; positives: string }; dataFile: string }>,
 ): Promise<BaseVectors> {
   let D = 0;
   let vectors = new Float32Array(0);

@@ -4,9 +4,19 @@ import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 
 import { EmbedtuneError } from "../../errors.js";
+import { decodeSafetensors } from "../../io/safetensors.js";
 
 /** How token vectors become one text vector (sentence-transformers' Pooling module). */
 export type Pooling = "mean" | "cls" | "lasttoken";
+
+/** A sentence-transformers Dense module: y = act(W x + b), W (out, in) as torch.nn.Linear stores it. */
+export interface DenseLayer {
+  inFeatures: number;
+  outFeatures: number;
+  weight: Float32Array; // (out, in)
+  bias: Float32Array | null; // (out)
+  activation: "identity" | "tanh";
+}
 
 /** A model folder in the Hugging Face Hub layout, read and checked. */
 export interface ModelFolder {
@@ -18,6 +28,10 @@ export interface ModelFolder {
   onnxBytes: Uint8Array;
   onnxSha256: string;
   pooling: Pooling;
+  /** sentence-transformers Dense modules after pooling, in order (e.g. an exported adapter). */
+  dense: DenseLayer[];
+  /** sentence-transformers prompts (config_sentence_transformers.json), e.g. {query: "query: "}. */
+  prompts: Record<string, string> | null;
   /** Longest input in tokens, special tokens included. */
   maxLength: number;
 }
@@ -49,8 +63,50 @@ export async function readModelFolder(dir: string, modelId = dir): Promise<Model
     onnxBytes,
     onnxSha256: createHash("sha256").update(onnxBytes).digest("hex"),
     pooling: (await readPooling(dir)) ?? knownPooling(modelId),
+    dense: await readDense(dir),
+    prompts: await readPrompts(dir),
     maxLength: maxLengthOf(config, tokenizerConfig),
   };
+}
+
+const ACTIVATIONS: Record<string, DenseLayer["activation"]> = {
+  "torch.nn.modules.linear.Identity": "identity",
+  "torch.nn.modules.activation.Tanh": "tanh",
+};
+
+/** The Dense modules listed in modules.json, with their weights from model.safetensors. */
+async function readDense(dir: string): Promise<DenseLayer[]> {
+  const modules = await readJson(dir, "modules.json", () => null);
+  if (!Array.isArray(modules)) return [];
+  const layers: DenseLayer[] = [];
+  for (const m of modules as Array<{ type?: string; path?: string }>) {
+    if (!m.type?.endsWith("models.Dense") || typeof m.path !== "string") continue;
+    const configFile = path.join(dir, m.path, "config.json");
+    const cfg = await readJson(dir, path.join(m.path, "config.json"), () => new EmbedtuneError("FILE_NOT_FOUND", "Dense module has no config.json", { file: configFile }));
+    const inFeatures = cfg.in_features as number;
+    const outFeatures = cfg.out_features as number;
+    const activation = ACTIVATIONS[String(cfg.activation_function ?? "torch.nn.modules.linear.Identity")];
+    if (!activation) throw new EmbedtuneError("INVALID_FILE", `unsupported activation ${String(cfg.activation_function)}`, { file: configFile, field: "activation_function" });
+    const weightsFile = path.join(dir, m.path, "model.safetensors");
+    const bytes = await readFile(weightsFile).catch(() => {
+      throw new EmbedtuneError("FILE_NOT_FOUND", "Dense module has no model.safetensors (pytorch_model.bin is not read: no pickle)", { file: weightsFile });
+    });
+    const { tensors } = decodeSafetensors(bytes, weightsFile);
+    const weight = tensors.get("linear.weight");
+    if (!weight || weight.shape.join() !== `${outFeatures},${inFeatures}`) {
+      throw new EmbedtuneError("INVALID_FILE", `linear.weight must have shape [${outFeatures}, ${inFeatures}]`, { file: weightsFile });
+    }
+    const bias = cfg.bias === false ? null : (tensors.get("linear.bias")?.data ?? null);
+    layers.push({ inFeatures, outFeatures, weight: weight.data, bias, activation });
+  }
+  return layers;
+}
+
+async function readPrompts(dir: string): Promise<Record<string, string> | null> {
+  const cfg = await readJson(dir, "config_sentence_transformers.json", () => null);
+  const prompts = cfg?.prompts;
+  if (typeof prompts !== "object" || prompts === null || Object.keys(prompts).length === 0) return null;
+  return Object.fromEntries(Object.entries(prompts).filter(([, v]) => typeof v === "string")) as Record<string, string>;
 }
 
 /** Pooling of model families whose ONNX exports often lack 1_Pooling/config.json; mean otherwise. */

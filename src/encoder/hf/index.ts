@@ -4,7 +4,7 @@ import { EmbedtuneError } from "../../errors.js";
 import { lengthBuckets, padBatch } from "../batching.js";
 import { OnnxSession } from "../runtime.js";
 import type { EncodeOptions, FrozenEncoder, ModelIdentity } from "../types.js";
-import { readModelFolder, type ModelFolder, type Pooling } from "./folder.js";
+import { readModelFolder, type DenseLayer, type ModelFolder, type Pooling } from "./folder.js";
 import { resolveModel, type ResolveOptions } from "./hub.js";
 import { knownPrefixes, type Prefixes } from "./prefixes.js";
 import { poolInto } from "./pooling.js";
@@ -27,6 +27,8 @@ export class HfEncoder implements FrozenEncoder {
     readonly identity: ModelIdentity,
     readonly dim: number,
     readonly pooling: Pooling,
+    private readonly dense: readonly DenseLayer[],
+    private readonly hidden: number,
     readonly maxLength: number,
     readonly defaultPrefixes: Prefixes,
     private readonly tokenizer: PreTrainedTokenizer,
@@ -43,7 +45,7 @@ export class HfEncoder implements FrozenEncoder {
       const { output, needsTokenTypes } = checkEncoderGraph(session, folder);
       const dim = hiddenSize(folder);
       const identity: ModelIdentity = { name: resolved.id, source: resolved.source, sha256: folder.onnxSha256, revision: resolved.revision };
-      return new HfEncoder(identity, dim, folder.pooling, folder.maxLength, knownPrefixes(resolved.id), makeTokenizer(folder), session, output, needsTokenTypes);
+      return new HfEncoder(identity, folder.dense.length > 0 ? folder.dense[folder.dense.length - 1].outFeatures : dim, folder.pooling, folder.dense, dim, folder.maxLength, prefixesOf(folder, resolved.id), makeTokenizer(folder), session, output, needsTokenTypes);
     } catch (err) {
       await session.close();
       throw err;
@@ -60,9 +62,9 @@ export class HfEncoder implements FrozenEncoder {
   }
 
   async encode(texts: readonly string[], options: EncodeOptions = {}): Promise<Float32Array> {
-    const H = this.dim;
+    const H = this.hidden; // token vectors (B, L, H); text vectors are (N, dim) after Dense modules
     const tokens = texts.map((t) => this.tokenize(t));
-    const out = new Float32Array(texts.length * H); // (N, H)
+    const out = new Float32Array(texts.length * this.dim); // (N, dim)
     let done = 0;
     for (const batch of lengthBuckets(tokens.map((t) => t.length))) {
       const B = batch.indices.length;
@@ -71,8 +73,8 @@ export class HfEncoder implements FrozenEncoder {
       const inputs: Record<string, { data: BigInt64Array; dims: number[] }> = { input_ids: { data: ids, dims: [B, L] }, attention_mask: { data: mask, dims: [B, L] } };
       if (this.needsTokenTypes) inputs.token_type_ids = { data: new BigInt64Array(B * L), dims: [B, L] };
       const hidden = await this.session.runInt64(inputs, this.output); // (B, L, H) or (B, H)
-      if (this.output === "sentence_embedding") poolInto(out, batch.indices, hidden, new BigInt64Array(B).fill(1n), B, 1, H, "cls");
-      else poolInto(out, batch.indices, hidden, mask, B, L, H, this.pooling);
+      if (this.output === "sentence_embedding") poolInto(out, batch.indices, hidden, new BigInt64Array(B).fill(1n), B, 1, H, "cls", this.dense);
+      else poolInto(out, batch.indices, hidden, mask, B, L, H, this.pooling, this.dense);
       done += B;
       options.onProgress?.(done);
     }
@@ -82,6 +84,13 @@ export class HfEncoder implements FrozenEncoder {
   async close(): Promise<void> {
     await this.session.close();
   }
+}
+
+/** The folder's sentence-transformers prompts when it has them, else the family's known prefixes. */
+function prefixesOf(folder: ModelFolder, id: string): Prefixes {
+  const p = folder.prompts;
+  if (!p) return knownPrefixes(id);
+  return { query: p.query ?? "", document: p.document ?? p.passage ?? "", symmetric: "" };
 }
 
 /** The graph must take input_ids + attention_mask (token_type_ids optional) and give token vectors. */

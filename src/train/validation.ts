@@ -1,0 +1,76 @@
+import type { IndexedEvalData } from "../data/texts.js";
+import type { ApplyTo } from "../io/adapter-folder.js";
+import type { OutputLora } from "../lora/output-adapter.js";
+import { evaluate } from "./evaluate.js";
+
+export interface Evaluation {
+  step: number; // optimizer steps done (0 = the base encoder)
+  epoch: number; // epochs done, fractional between epoch ends
+  metrics: Record<string, number>;
+}
+
+/**
+ * Validation during training: evaluates the adapter on the eval set, keeps a copy of the
+ * weights at the best value of the primary metric (ndcg@10 for retrieval, spearman_cosine for
+ * similarity), and says when `patience` evaluations in a row have brought no gain. The base
+ * encoder (step 0, lora_B = 0) is the first candidate: if training never beats it, the best
+ * adapter is the untouched one, which returns the base vectors.
+ */
+export class Validator {
+  readonly history: Evaluation[] = [];
+  primary = "";
+  private bestIndex = -1;
+  private readonly bestA: Float32Array;
+  private readonly bestB: Float32Array;
+  private sinceBest = 0;
+
+  constructor(
+    private readonly data: IndexedEvalData,
+    private readonly vectors: Float32Array,
+    private readonly D: number,
+    private readonly applyTo: ApplyTo,
+    private readonly patience: number, // 0 = never stop early
+    lora: OutputLora,
+  ) {
+    this.bestA = new Float32Array(lora.A.length);
+    this.bestB = new Float32Array(lora.B.length);
+  }
+
+  /** Evaluates `lora` (at step 0: the base encoder) and keeps it if it is the best so far. */
+  run(step: number, epoch: number, lora: OutputLora): Evaluation {
+    const result = evaluate(this.data, this.vectors, this.D, step === 0 ? null : lora, this.applyTo);
+    this.primary = result.primary;
+    const evaluation = { step, epoch, metrics: result.metrics };
+    this.history.push(evaluation);
+    const value = result.metrics[result.primary];
+    const best = this.best?.metrics[result.primary];
+    if (this.bestIndex < 0 || (Number.isFinite(value) && !(Number.isFinite(best) && value <= (best as number)))) {
+      this.bestIndex = this.history.length - 1;
+      this.bestA.set(lora.A);
+      this.bestB.set(step === 0 ? new Float32Array(lora.B.length) : lora.B);
+      this.sinceBest = 0;
+    } else {
+      this.sinceBest++;
+    }
+    return evaluation;
+  }
+
+  get best(): Evaluation | undefined {
+    return this.history[this.bestIndex];
+  }
+
+  get last(): Evaluation | undefined {
+    return this.history[this.history.length - 1];
+  }
+
+  /** True when the last `patience` evaluations brought no gain over the best. */
+  get exhausted(): boolean {
+    return this.patience > 0 && this.sinceBest >= this.patience;
+  }
+
+  /** Puts the best weights back into `lora`. */
+  restoreBest(lora: OutputLora): void {
+    lora.A.set(this.bestA);
+    lora.B.set(this.bestB);
+  }
+}
