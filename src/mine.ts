@@ -29,7 +29,7 @@ export interface MineOptions {
   k?: number;
   /**
    * Absolute margin: a candidate scoring above (positive's score - margin) is skipped as a
-   * likely false negative. 0 (default) skips candidates that outscore the positive. Default 0.
+   * likely false negative. 0 (default) skips candidates that score as high as the positive.
    */
   margin?: number;
   /** Triplets written per pair: the best `negatives` candidates left. Default 1. */
@@ -105,6 +105,8 @@ export async function mineHardNegatives(options: MineOptions): Promise<MineResul
   return { out: options.out, pairs: dataset.examples.length, triplets: rows.length, ...stats, k, margin, negatives };
 }
 
+const TIE = 1e-6;
+
 /** The search and the filters, on text ids `a`, `p` (N,) and base vectors (T, D). */
 function mine(dataset: PairsDataset, a: Int32Array, p: Int32Array, vectors: Float32Array, D: number,
   queryLora: Parameters<typeof embedRows>[3], docLora: Parameters<typeof embedRows>[3],
@@ -132,7 +134,9 @@ function mine(dataset: PairsDataset, a: Int32Array, p: Int32Array, vectors: Floa
     for (let r = 0; r < top.k && found < o.negatives; r++) {
       const c = top.indices[q * top.k + r];
       if (own[q].has(c) || candText[c] === e.anchor) continue; // the anchor's own positives, or itself
-      if (top.scores[q * top.k + r] > positiveScore - o.margin) continue; // likely a false negative
+      // Likely a false negative. TIE absorbs float rounding: a text the encoder maps to the
+      // positive's very vector (e.g. the same text past the model's length limit) is skipped.
+      if (top.scores[q * top.k + r] > positiveScore - o.margin - TIE) continue;
       rows.push(`${JSON.stringify({ anchor: e.anchor, positive: e.positive, negative: candText[c] })}\n`);
       found++;
     }
