@@ -63,6 +63,9 @@ function decodeUtf8(file: string, bytes: Uint8Array): string {
   }
 }
 
+/** No training example needs more: encoders read at most a few hundred tokens of a text. */
+const MAX_LINE_CHARS = 16 * 1048576;
+
 function readJsonLines(file: string, text: string): Row[] {
   const rows: Row[] = [];
   const lines = text.split("\n");
@@ -70,8 +73,12 @@ function readJsonLines(file: string, text: string): Row[] {
   const hint = file.toLowerCase().endsWith(".json") ? "a .json file is read as JSON Lines: one object per line" : undefined;
   for (let i = 0; i < lines.length; i++) {
     const source = lines[i].endsWith("\r") ? lines[i].slice(0, -1) : lines[i];
-    if (source.trim() === "") continue;
     const where = { file, line: i + 1 };
+    if (source.length > MAX_LINE_CHARS) {
+      const mb = (Buffer.byteLength(source) / 1048576).toFixed(1);
+      throw new EmbedtuneError("INVALID_DATA", `line is ${mb} MB long; lines over ${MAX_LINE_CHARS / 1048576} MB are refused`, where, "is this a binary or concatenated file?");
+    }
+    if (source.trim() === "") continue;
     let value: unknown;
     try {
       value = JSON.parse(source);
@@ -113,6 +120,7 @@ function readDelimited(file: string, bytes: Uint8Array, delimiter: "," | "\t"): 
       quote: delimiter === "," ? '"' : false,
       record_delimiter: ["\r\n", "\n"],
       relax_column_count: true, // checked below, with a clearer message
+      max_record_size: MAX_LINE_CHARS, // a runaway quote or a binary file, not a record
       skip_empty_lines: true,
       on_record: (fields: string[], info) => {
         records.push({ fields, line: lineOf(end) });

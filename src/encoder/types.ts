@@ -12,6 +12,13 @@ export interface ModelIdentity {
   revision?: string | null;
 }
 
+/**
+ * Characters of a text an encoder looks at: far beyond any model's token limit (128 for
+ * USE-Lite, 512 for BERT), so the cut changes no vector, and tokenizing a runaway 50 MB
+ * "text" costs nothing.
+ */
+export const MAX_TEXT_CHARS = 100_000;
+
 export interface EncodeOptions {
   /** Called with the number of texts encoded so far. */
   onProgress?: (done: number) => void;

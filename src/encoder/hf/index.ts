@@ -3,7 +3,7 @@ import { AutoTokenizer, type PreTrainedTokenizer } from "@xenova/transformers";
 import { EmbedtuneError } from "../../errors.js";
 import { lengthBuckets, padBatch } from "../batching.js";
 import { OnnxSession } from "../runtime.js";
-import type { EncodeOptions, FrozenEncoder, ModelIdentity } from "../types.js";
+import { MAX_TEXT_CHARS, type EncodeOptions, type FrozenEncoder, type ModelIdentity } from "../types.js";
 import { readModelFolder, type DenseLayer, type ModelFolder, type Pooling } from "./folder.js";
 import { resolveModel, type ResolveOptions } from "./hub.js";
 import { knownPrefixes, type Prefixes } from "./prefixes.js";
@@ -54,7 +54,7 @@ export class HfEncoder implements FrozenEncoder {
 
   /** Token ids with special tokens, cut to the model's maximum. */
   tokenize(text: string): number[] {
-    const ids = this.tokenizer.encode(text);
+    const ids = this.tokenizer.encode(text.length > MAX_TEXT_CHARS ? text.slice(0, MAX_TEXT_CHARS) : text);
     if (ids.length <= this.maxLength) return ids;
     this.truncated++;
     const last = ids[ids.length - 1]; // the end token ([SEP] / </s>) stays last

@@ -1,6 +1,6 @@
 import { OnnxSession } from "../runtime.js";
 import { lengthBuckets, padBatch } from "../batching.js";
-import type { EncodeOptions, FrozenEncoder, ModelIdentity } from "../types.js";
+import { MAX_TEXT_CHARS, type EncodeOptions, type FrozenEncoder, type ModelIdentity } from "../types.js";
 import { buildUseLiteGraph, USE_LITE_DIM, USE_LITE_MAX_TOKENS } from "./graph.js";
 import { UseLiteTokenizer } from "./tokenizer.js";
 import { loadUseLiteFiles, USE_LITE_PACKAGE } from "./weights.js";
@@ -30,7 +30,7 @@ export class UseLiteEncoder implements FrozenEncoder {
 
   /** Token ids as the graph sees them: the first 128 of the text's pieces. */
   tokenize(text: string): number[] {
-    const ids = this.tokenizer.encode(text);
+    const ids = this.tokenizer.encode(text.length > MAX_TEXT_CHARS ? text.slice(0, MAX_TEXT_CHARS) : text);
     if (ids.length <= USE_LITE_MAX_TOKENS) return ids;
     this.truncated++;
     return ids.slice(0, USE_LITE_MAX_TOKENS);
