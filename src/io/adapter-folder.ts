@@ -97,17 +97,27 @@ export async function saveMergedAdapter(dir: string, adapter: MergedAdapter, ove
 
 /** Loads an adapter folder of any kind, checking every tensor against the config. */
 export async function readAdapter(dir: string): Promise<AnyAdapter> {
+  const configBytes = await readOrFail(path.join(dir, CONFIG_FILE), dir);
+  const weightsBytes = await readOrFail(path.join(dir, WEIGHTS_FILE), dir);
+  return parseAdapter(configBytes, weightsBytes, dir);
+}
+
+/**
+ * An adapter from the bytes of its two files, trusting nothing: strict UTF-8 JSON, every
+ * field checked, tensors checked against the config. Any flaw is an EmbedtuneError naming
+ * the file (the fuzz test feeds this mutated files).
+ */
+export function parseAdapter(configBytes: Uint8Array, weightsBytes: Uint8Array, dir: string): AnyAdapter {
   const configPath = path.join(dir, CONFIG_FILE);
   const weightsPath = path.join(dir, WEIGHTS_FILE);
-  const configText = await readOrFail(configPath, dir);
   let raw: unknown;
   try {
-    raw = JSON.parse(configText.toString("utf8"));
+    raw = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(configBytes));
   } catch (err) {
-    throw new EmbedtuneError("INVALID_ADAPTER", `not valid JSON (${(err as Error).message})`, { file: configPath });
+    throw new EmbedtuneError("INVALID_ADAPTER", `not valid UTF-8 JSON (${(err as Error).message.split("\n")[0]})`, { file: configPath });
   }
   const config = validateConfig(raw, configPath);
-  const { tensors } = decodeSafetensors(await readOrFail(weightsPath, dir), weightsPath);
+  const { tensors } = decodeSafetensors(weightsBytes, weightsPath);
   if (config.kind === "merged") {
     const W = tensors.get("weight");
     if (!W || W.shape.join() !== `${config.dim},${config.dim}`) {
@@ -156,19 +166,29 @@ function validateConfig(raw: unknown, file: string): AdapterConfig {
   };
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) bad("(root)", "must be a JSON object");
   const c = raw as Record<string, unknown>;
-  if (c.format !== ADAPTER_FORMAT) bad("format", `expected "${ADAPTER_FORMAT}", found ${JSON.stringify(c.format)}`);
-  if (c.format_version !== ADAPTER_FORMAT_VERSION) bad("format_version", `this embedtune reads version ${ADAPTER_FORMAT_VERSION}, found ${JSON.stringify(c.format_version)}`);
-  if (c.kind !== "output" && c.kind !== "merged") bad("kind", `expected "output" or "merged", found ${JSON.stringify(c.kind)}`);
+  if (c.format !== ADAPTER_FORMAT) bad("format", `expected "${ADAPTER_FORMAT}", found ${shown(c.format)}`);
+  if (c.format_version !== ADAPTER_FORMAT_VERSION) bad("format_version", `this embedtune reads version ${ADAPTER_FORMAT_VERSION}, found ${shown(c.format_version)}`);
+  if (c.kind !== "output" && c.kind !== "merged") bad("kind", `expected "output" or "merged", found ${shown(c.kind)}`);
   for (const f of ["r", "dim"] as const) {
-    if (!Number.isSafeInteger(c[f]) || (c[f] as number) < 1) bad(f, `must be a positive integer, found ${JSON.stringify(c[f])}`);
+    if (!Number.isSafeInteger(c[f]) || (c[f] as number) < 1) bad(f, `must be a positive integer, found ${shown(c[f])}`);
   }
-  if (typeof c.lora_alpha !== "number" || !Number.isFinite(c.lora_alpha) || c.lora_alpha <= 0) bad("lora_alpha", `must be a positive number, found ${JSON.stringify(c.lora_alpha)}`);
-  if (c.apply_to !== "both" && c.apply_to !== "query") bad("apply_to", `must be "both" or "query", found ${JSON.stringify(c.apply_to)}`);
+  if (typeof c.lora_alpha !== "number" || !Number.isFinite(c.lora_alpha) || c.lora_alpha <= 0) bad("lora_alpha", `must be a positive number, found ${shown(c.lora_alpha)}`);
+  if (c.apply_to !== "both" && c.apply_to !== "query") bad("apply_to", `must be "both" or "query", found ${shown(c.apply_to)}`);
   const base = c.base_model as Record<string, unknown> | undefined;
   if (typeof base !== "object" || base === null || typeof base.name !== "string" || typeof base.sha256 !== "string" || typeof base.source !== "string") {
     bad("base_model", "must be an object with name, source and sha256");
   }
+  const prefixes = c.prefixes as Record<string, unknown> | undefined;
+  if (prefixes !== undefined && (typeof prefixes !== "object" || prefixes === null || !["query", "document", "symmetric"].every((k) => typeof prefixes[k] === "string"))) {
+    bad("prefixes", "must be an object with string query, document and symmetric");
+  }
   return c as unknown as AdapterConfig;
+}
+
+/** A value for an error message: JSON, cut to 60 characters. */
+function shown(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
 function assertFinite(lora: OutputLora, file: string): void {
