@@ -48,25 +48,56 @@ export function searchTopK(queries: Float32Array, corpus: Float32Array, dim: num
   for (let q0 = 0; q0 < nq; q0 += qBlock) {
     const q1 = Math.min(nq, q0 + qBlock);
     sizes.fill(0);
+    // Keeps (s, c) in query q's heap if it ranks among the best kk so far.
+    const offer = (q: number, s: number, c: number): void => {
+      const h = (q - q0) * kk;
+      const size = sizes[q - q0];
+      if (size < kk) {
+        heapPush(heapS, heapI, h, size, s, c);
+        sizes[q - q0] = size + 1;
+      } else if (worse(heapS[h], heapI[h], s, c)) {
+        heapS[h] = s;
+        heapI[h] = c;
+        siftDown(heapS, heapI, h, kk, 0);
+      }
+    };
     for (let c0 = 0; c0 < nc; c0 += cBlock) {
       const c1 = Math.min(nc, c0 + cBlock);
-      for (let q = q0; q < q1; q++) {
+      // Four queries per pass over a corpus row: each corpus value is loaded once for four
+      // dot products. Every dot product still sums its D terms in order, in float64, so the
+      // scores are the same bits as one query at a time.
+      let q = q0;
+      for (; q + 4 <= q1; q += 4) {
+        const o0 = q * dim;
+        const o1 = o0 + dim;
+        const o2 = o1 + dim;
+        const o3 = o2 + dim;
+        for (let c = c0; c < c1; c++) {
+          const co = c * dim;
+          let d0 = 0;
+          let d1 = 0;
+          let d2 = 0;
+          let d3 = 0;
+          for (let d = 0; d < dim; d++) {
+            const x = corpus[co + d];
+            d0 += queries[o0 + d] * x;
+            d1 += queries[o1 + d] * x;
+            d2 += queries[o2 + d] * x;
+            d3 += queries[o3 + d] * x;
+          }
+          offer(q, d0 * invQ[q] * invC[c], c);
+          offer(q + 1, d1 * invQ[q + 1] * invC[c], c);
+          offer(q + 2, d2 * invQ[q + 2] * invC[c], c);
+          offer(q + 3, d3 * invQ[q + 3] * invC[c], c);
+        }
+      }
+      for (; q < q1; q++) {
         const qo = q * dim;
-        const h = (q - q0) * kk;
         for (let c = c0; c < c1; c++) {
           const co = c * dim;
           let dot = 0;
           for (let d = 0; d < dim; d++) dot += queries[qo + d] * corpus[co + d];
-          const s = dot * invQ[q] * invC[c];
-          const size = sizes[q - q0];
-          if (size < kk) {
-            heapPush(heapS, heapI, h, size, s, c);
-            sizes[q - q0] = size + 1;
-          } else if (worse(heapS[h], heapI[h], s, c)) {
-            heapS[h] = s;
-            heapI[h] = c;
-            siftDown(heapS, heapI, h, kk, 0);
-          }
+          offer(q, dot * invQ[q] * invC[c], c);
         }
       }
     }
