@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 
 import { EmbedtuneError } from "../src/errors.js";
 import { checkBaseModel, loadAdapter, saveAdapter, type LoadedAdapter } from "../src/io/adapter-folder.js";
-import { decodeNpyMatrix, encodeNpyMatrix } from "../src/io/npy.js";
+import { decodeNpyMatrix, encodeNpyMatrix, streamNpyMatrix } from "../src/io/npy.js";
 import { decodeSafetensors, encodeSafetensors } from "../src/io/safetensors.js";
 import { VectorCache } from "../src/io/vector-cache.js";
 import { initOutputLora } from "../src/lora/output-adapter.js";
@@ -135,6 +135,35 @@ describe("vector cache", () => {
   });
 });
 
+describe("vector cache at size", () => {
+  it("splits large adds into bounded segments and reads rows back into place; a corrupt segment loses only its rows", async () => {
+    const root = tempDir();
+    const D = 1024; // 8192 rows per 32 MB segment
+    const N = 9000;
+    const texts = Array.from({ length: N }, (_, i) => `text ${i}`);
+    const vectors = new Float32Array(N * D).map((_, e) => Math.sin(e * 0.37));
+    const cache = await VectorCache.open(root, model, D);
+    await cache.add(texts, vectors);
+    const segments = readdirSync(cache.dir).sort();
+    expect(segments).toHaveLength(2);
+    const order = texts.map((_, i) => (i * 7919) % N); // a permutation: rows land by position
+    const out = new Float32Array(N * D);
+    const again = await VectorCache.open(root, model, D);
+    expect(again.size).toBe(N);
+    expect(again.lookup(order.map((i) => texts[i]), out)).toEqual([]);
+    order.forEach((t, i) => expect(out.subarray(i * D, (i + 1) * D)).toEqual(vectors.subarray(t * D, (t + 1) * D)));
+    // Corrupt the second segment (rows 8192..8999): only those are missing after reopening.
+    const file = path.join(cache.dir, segments[1]);
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 100] ^= 0x10;
+    writeFileSync(file, bytes);
+    const reopened = await VectorCache.open(root, model, D);
+    expect(reopened.discarded).toEqual([file]);
+    const missing = reopened.lookup(texts, new Float32Array(N * D));
+    expect(missing).toEqual(texts.map((_, i) => i).filter((i) => i >= 8192));
+  });
+});
+
 describe("npy", () => {
   it("round-trips a float32 (N, d) matrix with a 64-byte aligned header", () => {
     const data = new Float32Array([1.5, -2, 3, 4, 5, 6]);
@@ -143,6 +172,23 @@ describe("npy", () => {
     const back = decodeNpyMatrix(bytes, "x.npy");
     expect([back.rows, back.cols]).toEqual([3, 2]);
     expect(Array.from(back.data)).toEqual(Array.from(data));
+  });
+
+  it("streams a file in blocks of rows (streamNpyMatrix), the same rows as decoding it whole", async () => {
+    const rows = 25;
+    const cols = 100_000; // 400 KB a row: blocks of 10 rows
+    const data = new Float32Array(rows * cols).map((_, e) => e % 977);
+    const file = path.join(tempDir(), "big.npy");
+    writeFileSync(file, encodeNpyMatrix(data, rows, cols));
+    const got = new Float32Array(rows * cols);
+    const firsts: number[] = [];
+    const shape = await streamNpyMatrix(file, (r, c) => expect([r, c]).toEqual([rows, cols]), (first, block, n) => {
+      firsts.push(first);
+      got.set(block.subarray(0, n * cols), first * cols);
+    });
+    expect(shape).toEqual({ rows, cols });
+    expect(firsts).toEqual([0, 10, 20]);
+    expect(got).toEqual(data);
   });
 
   it("rejects a float64 file", () => {

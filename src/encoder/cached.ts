@@ -13,7 +13,15 @@ export interface CachedEncodeResult {
   discardedSegments: number; // corrupt cache segments found and removed
 }
 
-/** Base vectors of distinct texts: from the cache where present, encoded (and cached) otherwise. */
+/** Texts encoded per call to the encoder: bounds the memory beside `vectors` to one chunk. */
+export const ENCODE_CHUNK = 8192;
+
+/**
+ * Base vectors of distinct texts: from the cache where present, encoded (and cached)
+ * otherwise. The result is the only (N, D) array: cached rows are read into it from disk,
+ * and missing texts are encoded ENCODE_CHUNK at a time, each chunk copied into place and
+ * written to the cache before the next, so peak memory is about N·D floats plus one chunk.
+ */
 export async function encodeWithCache(encoder: FrozenEncoder, texts: readonly string[], options: CachedEncodeOptions): Promise<CachedEncodeResult> {
   const D = encoder.dim;
   const vectors = new Float32Array(texts.length * D); // (N, D)
@@ -21,11 +29,13 @@ export async function encodeWithCache(encoder: FrozenEncoder, texts: readonly st
   const missing = cache ? cache.lookup(texts, vectors) : texts.map((_, i) => i);
   const hits = texts.length - missing.length;
   options.onProgress?.(hits, texts.length);
-  if (missing.length > 0) {
-    const missingTexts = missing.map((i) => texts[i]);
-    const fresh = await encoder.encode(missingTexts, { onProgress: (done) => options.onProgress?.(hits + done, texts.length) });
-    missing.forEach((row, i) => vectors.set(fresh.subarray(i * D, (i + 1) * D), row * D));
-    await cache?.add(missingTexts, fresh);
+  for (let start = 0; start < missing.length; start += ENCODE_CHUNK) {
+    const rows = missing.slice(start, start + ENCODE_CHUNK);
+    const chunkTexts = rows.map((i) => texts[i]);
+    const done = hits + start;
+    const fresh = await encoder.encode(chunkTexts, { onProgress: (n) => options.onProgress?.(done + n, texts.length) }); // (n, D)
+    rows.forEach((row, i) => vectors.set(fresh.subarray(i * D, (i + 1) * D), row * D));
+    await cache?.add(chunkTexts, fresh);
   }
   return { vectors, encoded: missing.length, discardedSegments: cache?.discarded.length ?? 0 };
 }

@@ -3,7 +3,7 @@ import { encodeWithCache } from "../encoder/cached.js";
 import type { FrozenEncoder, ModelIdentity } from "../encoder/types.js";
 import { EmbedtuneError } from "../errors.js";
 import { UNKNOWN_SHA256 } from "../io/adapter-folder.js";
-import { readNpyMatrix } from "../io/npy.js";
+import { streamNpyMatrix } from "../io/npy.js";
 import { defaultCacheRoot } from "../io/vector-cache.js";
 
 export interface BaseVectors {
@@ -37,18 +37,23 @@ export async function vectorsFromNpy(
   for (const { data, files, dataFile } of sets) {
     if (data.kind !== "pairs") throw new EmbedtuneError("INVALID_ARGUMENT", "precomputed vectors are supported for (anchor, positive) pairs only", { file: dataFile });
     for (const [column, file] of [[data.anchors, files.anchors], [data.positives, files.positives]] as const) {
-      const m = await readNpyMatrix(file);
-      if (m.rows !== column.length) throw new EmbedtuneError("INVALID_FILE", `has ${m.rows} rows but ${dataFile} has ${column.length} pairs`, { file });
-      if (D === 0) {
-        D = m.cols;
-        vectors = new Float32Array(table.size * D);
-      } else if (m.cols !== D) {
-        throw new EmbedtuneError("INVALID_FILE", `has ${m.cols} columns, other vector files have ${D}`, { file });
-      }
-      column.forEach((t, row) => {
-        if (filled[t]) return;
-        filled[t] = 1;
-        vectors.set(m.data.subarray(row * D, (row + 1) * D), t * D);
+      // Streamed a block of rows at a time straight into `vectors`: the file is never held whole.
+      const shape = (rows: number, cols: number): void => {
+        if (rows !== column.length) throw new EmbedtuneError("INVALID_FILE", `has ${rows} rows but ${dataFile} has ${column.length} pairs`, { file });
+        if (D === 0) {
+          D = cols;
+          vectors = new Float32Array(table.size * D);
+        } else if (cols !== D) {
+          throw new EmbedtuneError("INVALID_FILE", `has ${cols} columns, other vector files have ${D}`, { file });
+        }
+      };
+      await streamNpyMatrix(file, shape, (first, block, n) => {
+        for (let r = 0; r < n; r++) {
+          const t = column[first + r];
+          if (filled[t]) continue;
+          filled[t] = 1;
+          vectors.set(block.subarray(r * D, (r + 1) * D), t * D);
+        }
       });
     }
   }
