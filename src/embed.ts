@@ -3,6 +3,8 @@ import { DEFAULT_MODEL, loadFrozenEncoder } from "./encoder/load.js";
 import type { FrozenEncoder, ModelIdentity } from "./encoder/types.js";
 import { checkBaseModel, readAdapter, type AnyAdapter } from "./io/adapter-folder.js";
 import { adapterTransform } from "./lora/merged.js";
+import { WeightAdapterEncoder } from "./engine/merged-encoder.js";
+import { defaultCacheRoot } from "./io/vector-cache.js";
 
 export interface EncoderLoadOptions {
   /** "default" (the embedded USE-Lite encoder), a Hub-layout folder, or a Hub id owner/name[@revision]. Default: the adapter's model. */
@@ -31,10 +33,12 @@ export class Encoder {
     readonly adapter: AnyAdapter | null,
     readonly prefixes: Prefixes,
   ) {
-    this.transform = adapter ? adapterTransform(adapter) : null;
+    this.transform = adapter && adapter.kind !== "weights" ? adapterTransform(adapter) : null;
   }
 
   private readonly transform: ((x: Float32Array, N: number) => Float32Array) | null;
+  /** A weight-space adapter: the encoder with the LoRA merged into its weights. */
+  private weights: FrozenEncoder | null = null;
 
   static async load(options: EncoderLoadOptions = {}): Promise<Encoder> {
     const adapter = options.adapter ? await readAdapter(options.adapter) : null;
@@ -47,7 +51,16 @@ export class Encoder {
       throw err;
     }
     const prefixes = resolvePrefixes(adapter ? (adapter.config.prefixes ?? NO_PREFIXES) : frozen.defaultPrefixes, options.queryPrefix, options.docPrefix);
-    return new Encoder(frozen, adapter, prefixes);
+    const encoder = new Encoder(frozen, adapter, prefixes);
+    if (adapter?.kind === "weights" && options.adapter) {
+      try {
+        encoder.weights = await WeightAdapterEncoder.load(frozen, model, adapter, options.adapter, { offline: options.offline, cacheRoot: options.cacheDir || defaultCacheRoot() });
+      } catch (err) {
+        await frozen.close();
+        throw err;
+      }
+    }
+    return encoder;
   }
 
   get dim(): number {
@@ -85,10 +98,12 @@ export class Encoder {
   }
 
   async close(): Promise<void> {
+    await this.weights?.close();
     await this.frozen.close();
   }
 
   private async run(texts: readonly string[], prefix: string, adapt: boolean): Promise<Float32Array> {
+    if (adapt && this.weights) return this.weights.encode(prefix ? texts.map((t) => prefix + t) : texts);
     const base = await this.frozen.encode(prefix ? texts.map((t) => prefix + t) : texts);
     return this.transform && adapt ? this.transform(base, texts.length) : base;
   }

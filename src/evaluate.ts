@@ -7,6 +7,7 @@ import { resolvePrefixes } from "./encoder/hf/prefixes.js";
 import { loadFrozenEncoder } from "./encoder/load.js";
 import { encodeTexts } from "./train/vectors.js";
 import { evaluate, type EvalResult } from "./train/evaluate.js";
+import { weightAdapterVectors } from "./engine/merged-encoder.js";
 
 export interface EvaluateOptions {
   /** Pairs or a BEIR folder (retrieval metrics), or scored pairs (similarity metrics), as `train` reads them. */
@@ -46,7 +47,9 @@ export async function evaluateFile(options: EvaluateOptions): Promise<EvalResult
     const table = new TextTable();
     const indexed = indexData(withPrefixes(dataset, prefixes), table);
     const base = await encodeTexts(encoder, table, cacheDir, options.onProgress);
-    const result = evaluate(indexed, base.vectors, base.dim, adapter ? adapterTransform(adapter) : null, adapter?.applyTo ?? "both");
+    // A weight-space adapter changes the encoder itself: its vectors come from the merged model.
+    const adapted = adapter?.kind === "weights" ? { vectors: await weightAdapterVectors(encoder, model, adapter, options.adapter!, table, options) } : null;
+    const result = evaluate(indexed, base.vectors, base.dim, adapted ?? (adapter ? adapterTransform(adapter) : null), adapter?.applyTo ?? "both");
     const examples = dataset.kind === "retrieval" ? dataset.queries.length : dataset.examples.length;
     return { ...result, examples, truncated: base.truncated, description: describeData(dataset) };
   } finally {

@@ -14,6 +14,7 @@ export interface ExportOptions {
 
 /** The adapter as one matrix W = I + s·B·A (D, D). */
 export function adapterMatrix(adapter: AnyAdapter): Float32Array {
+  if (adapter.kind === "weights") throw new EmbedtuneError("INVALID_ARGUMENT", "a weight-space adapter is not one matrix on the pooled vector", { field: "format" }, "export it with --format peft or --format onnx");
   return adapter.kind === "merged" ? adapter.weight : mergeOutputLora(adapter.lora);
 }
 

@@ -7,6 +7,7 @@ import type { ModelIdentity } from "../encoder/types.js";
 import type { OutputLora } from "../lora/output-adapter.js";
 import { writeFolderAtomic } from "./atomic.js";
 import { decodeSafetensors, encodeSafetensors } from "./safetensors.js";
+import { parseWeightAdapter, type WeightAdapterFile } from "./weight-adapter.js";
 
 /**
  * An adapter folder, named like PEFT's:
@@ -45,7 +46,8 @@ export interface AdapterConfig {
   embedtune_version?: string;
 }
 
-export type AdapterKind = "output" | "merged";
+/** "weights": LoRA pairs inside the encoder's linear layers (src/io/weight-adapter.ts). */
+export type AdapterKind = "output" | "merged" | "weights";
 
 /** A merged output adapter: z = normalize(W x), W (D, D) row-major, [out, in]. */
 export interface MergedAdapter {
@@ -55,7 +57,7 @@ export interface MergedAdapter {
 }
 
 /** Any adapter folder, by kind. */
-export type AnyAdapter = ({ kind: "output" } & LoadedAdapter) | ({ kind: "merged" } & MergedAdapter);
+export type AnyAdapter = ({ kind: "output" } & LoadedAdapter) | ({ kind: "merged" } & MergedAdapter) | ({ kind: "weights" } & WeightAdapterFile);
 
 export interface LoadedAdapter {
   config: AdapterConfig;
@@ -118,6 +120,7 @@ export function parseAdapter(configBytes: Uint8Array, weightsBytes: Uint8Array, 
   }
   const config = validateConfig(raw, configPath);
   const { tensors } = decodeSafetensors(weightsBytes, weightsPath);
+  if (config.kind === "weights") return { kind: "weights", ...parseWeightAdapter(config, tensors, configPath, weightsPath) };
   if (config.kind === "merged") {
     const W = tensors.get("weight");
     if (!W || W.shape.join() !== `${config.dim},${config.dim}`) {
@@ -168,7 +171,7 @@ function validateConfig(raw: unknown, file: string): AdapterConfig {
   const c = raw as Record<string, unknown>;
   if (c.format !== ADAPTER_FORMAT) bad("format", `expected "${ADAPTER_FORMAT}", found ${shown(c.format)}`);
   if (c.format_version !== ADAPTER_FORMAT_VERSION) bad("format_version", `this embedtune reads version ${ADAPTER_FORMAT_VERSION}, found ${shown(c.format_version)}`);
-  if (c.kind !== "output" && c.kind !== "merged") bad("kind", `expected "output" or "merged", found ${shown(c.kind)}`);
+  if (c.kind !== "output" && c.kind !== "merged" && c.kind !== "weights") bad("kind", `expected "output", "merged" or "weights", found ${shown(c.kind)}`);
   for (const f of ["r", "dim"] as const) {
     if (!Number.isSafeInteger(c[f]) || (c[f] as number) < 1) bad(f, `must be a positive integer, found ${shown(c[f])}`);
   }

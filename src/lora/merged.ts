@@ -1,3 +1,4 @@
+import { EmbedtuneError } from "../errors.js";
 import type { AnyAdapter } from "../io/adapter-folder.js";
 import { l2NormalizeRows, matmulABt } from "../tensor/ops.js";
 import { applyAdapter, scaling, type OutputLora } from "./output-adapter.js";
@@ -33,5 +34,6 @@ export function applyMerged(x: Float32Array, N: number, W: Float32Array, D: numb
 /** The map an adapter applies to base vectors (N, D) -> adapted unit vectors (N, D). */
 export function adapterTransform(adapter: AnyAdapter): (x: Float32Array, N: number) => Float32Array {
   if (adapter.kind === "merged") return (x, N) => applyMerged(x, N, adapter.weight, adapter.config.dim);
+  if (adapter.kind === "weights") throw new EmbedtuneError("INVALID_ADAPTER", "a weight-space adapter acts inside the encoder, not on base vectors (src/engine/merged-encoder.ts runs it)");
   return (x, N) => applyAdapter(x, N, adapter.lora);
 }

@@ -47,8 +47,12 @@ function distinct(columns: Int32Array[]): number[] {
   return [...seen];
 }
 
-/** An output adapter's parameters, or any map of base rows (N, D) to adapted unit rows (e.g. a merged adapter). */
-export type AdapterMap = OutputLora | ((x: Float32Array, N: number) => Float32Array);
+/**
+ * An output adapter's parameters, or any map of base rows (N, D) to adapted unit rows (e.g. a
+ * merged adapter), or `{ vectors }`: the adapted vector of every text id (T, D), from an
+ * encoder with a weight-space adapter inside, taken as they are.
+ */
+export type AdapterMap = OutputLora | ((x: Float32Array, N: number) => Float32Array) | { vectors: Float32Array };
 
 const EMBED_BLOCK = 4096; // rows gathered and adapted at a time
 
@@ -64,9 +68,10 @@ export function embedRows(vectors: Float32Array, ids: ArrayLike<number>, D: numb
   for (let i0 = 0; i0 < N; i0 += EMBED_BLOCK) {
     const n = Math.min(EMBED_BLOCK, N - i0);
     const x = block.subarray(0, n * D);
-    for (let i = 0; i < n; i++) x.set(vectors.subarray(ids[i0 + i] * D, (ids[i0 + i] + 1) * D), i * D);
+    const rows = lora && "vectors" in lora ? lora.vectors : vectors;
+    for (let i = 0; i < n; i++) x.set(rows.subarray(ids[i0 + i] * D, (ids[i0 + i] + 1) * D), i * D);
     const z = out.subarray(i0 * D, (i0 + n) * D);
-    if (lora) z.set(typeof lora === "function" ? lora(x, n) : applyAdapter(x, n, lora));
+    if (lora && !("vectors" in lora)) z.set(typeof lora === "function" ? lora(x, n) : applyAdapter(x, n, lora));
     else l2NormalizeRows(z, x, n, D);
   }
   return out;
