@@ -44,6 +44,11 @@ export function buildProgram(): Command {
     .option("--rank <n>", `LoRA rank r (default ${TRAIN_DEFAULTS.r})`, int("--rank"))
     .option("--alpha <x>", `LoRA lora_alpha; scaling = alpha / rank (default ${TRAIN_DEFAULTS.loraAlpha})`, num("--alpha"))
     .option("--query-only", "apply the adapter to queries only: documents keep their base vectors, so an existing index stays valid")
+    .option("--adapter-kind <kind>", `output (LoRA on the pooled vector, trains in seconds) or weights (LoRA inside the encoder's linear layers, PEFT-compatible) (default ${TRAIN_DEFAULTS.adapterKind})`)
+    .option("--lora-targets <list>", `weights: comma-separated linear layers, e.g. query,value (default), query,key,value,attention.output.dense,intermediate.dense,output.dense, or all-linear`, (v: string) => v.split(",").map((t) => t.trim()).filter(Boolean))
+    .option("--lora-layers <k>", "weights: adapt only the top k layers; the frozen ones below run once per text (default 0 = all)", int("--lora-layers"))
+    .option("--lora-dropout <p>", `weights: lora_dropout on the LoRA branch input (default ${TRAIN_DEFAULTS.loraDropout})`, num("--lora-dropout"))
+    .option("--lora-cache-mb <n>", `weights: memory cap for the cached hidden states below the adapted layers (default ${TRAIN_DEFAULTS.loraCacheMb})`, num("--lora-cache-mb"))
     .option("--scale <x>", `logit scale = 1/temperature (default ${TRAIN_DEFAULTS.scale})`, num("--scale"))
     .option("--weight-decay <x>", `AdamW decoupled weight decay (default ${TRAIN_DEFAULTS.weightDecay})`, num("--weight-decay"))
     .option("--warmup-ratio <x>", `fraction of steps of linear warm-up (default ${TRAIN_DEFAULTS.warmupRatio})`, num("--warmup-ratio"))
@@ -72,6 +77,11 @@ export function buildProgram(): Command {
         r: o.rank,
         loraAlpha: o.alpha,
         applyTo: o.queryOnly ? "query" : "both",
+        adapterKind: o.adapterKind,
+        loraTargets: o.loraTargets,
+        loraLayers: o.loraLayers,
+        loraDropout: o.loraDropout,
+        loraCacheMb: o.loraCacheMb,
         scale: o.scale,
         weightDecay: o.weightDecay,
         warmupRatio: o.warmupRatio,

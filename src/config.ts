@@ -56,6 +56,22 @@ export interface TrainConfig {
   /** "both": queries and documents pass through the adapter; "query": documents keep base vectors. */
   applyTo: ApplyTo;
 
+  // --- adapter kind (weight-space LoRA: src/engine/, src/train/weight-train.ts) ---
+  /** "output": LoRA on the pooled vector (trains in seconds, any encoder); "weights": LoRA pairs inside the encoder's linear layers. */
+  adapterKind: "output" | "weights";
+  /**
+   * Weight-space LoRA targets: BERT query, key, value, attention.output.dense, intermediate.dense,
+   * output.dense (PEFT's names; aliases attention_output, ffn_in, ffn_out); USE-Lite query, key,
+   * value, attention_output, ffn_in, ffn_out, residual_projection; or all-linear.
+   */
+  loraTargets: string[];
+  /** Adapt only the top k transformer layers (0 = all); the frozen layers below run once per text. */
+  loraLayers: number;
+  /** lora_dropout on the LoRA branch's input (PEFT's), in [0, 1). */
+  loraDropout: number;
+  /** Memory cap in MB for the cached hidden states below the adapted layers (with loraLayers). */
+  loraCacheMb: number;
+
   // --- loss ---
   /** "mnrl" (symmetric InfoNCE, in-batch negatives) for pairs, "cosent" for scored pairs; "auto" picks by data. */
   loss: "auto" | "mnrl" | "cosent";
@@ -92,6 +108,11 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, "data"> = {
   r: 16,
   loraAlpha: 32,
   applyTo: "both",
+  adapterKind: "output",
+  loraTargets: ["query", "value"], // PEFT's default for BERT
+  loraLayers: 0,
+  loraDropout: 0,
+  loraCacheMb: 1024,
   loss: "auto",
   scale: 20,
   epochs: 3,
@@ -131,6 +152,12 @@ export function resolveTrainConfig(input: Partial<TrainConfig> & { data: string 
   if (!(c.warmupRatio >= 0 && c.warmupRatio < 1)) throw invalid("warmupRatio", `warm-up ratio must be in [0, 1), got ${c.warmupRatio}`);
   if (!c.betas.every((b) => b >= 0 && b < 1)) throw invalid("betas", `betas must lie in [0, 1), got ${c.betas.join(", ")}`);
   if (c.applyTo !== "both" && c.applyTo !== "query") throw invalid("applyTo", `apply_to must be "both" or "query", got ${String(c.applyTo)}`);
+  if (c.adapterKind !== "output" && c.adapterKind !== "weights") throw invalid("adapterKind", `adapter kind must be "output" or "weights", got ${String(c.adapterKind)}`);
+  if (!Array.isArray(c.loraTargets) || c.loraTargets.length === 0 || !c.loraTargets.every((t) => typeof t === "string" && t.length > 0)) throw invalid("loraTargets", "lora targets must be a non-empty list of module names");
+  if (!Number.isSafeInteger(c.loraLayers) || c.loraLayers < 0) throw invalid("loraLayers", `lora layers must be a non-negative integer (0 = all), got ${c.loraLayers}`);
+  if (!(c.loraDropout >= 0 && c.loraDropout < 1)) throw invalid("loraDropout", `lora dropout must be in [0, 1), got ${c.loraDropout}`);
+  nonNegative(c.loraCacheMb, "loraCacheMb", "lora cache MB");
+  if (c.adapterKind === "weights" && c.vectors) throw invalid("vectors", "--adapter-kind weights trains inside the encoder: it cannot use precomputed --vectors");
   if (!["auto", "mnrl", "cosent"].includes(c.loss)) throw invalid("loss", `loss must be mnrl or cosent, got ${String(c.loss)}`);
   if (!Number.isSafeInteger(c.seed)) throw invalid("seed", `seed must be an integer, got ${c.seed}`);
   if (!(Number.isFinite(c.holdout) && c.holdout >= 0 && c.holdout < 100)) throw invalid("holdout", `holdout must be a percentage in [0, 100), got ${c.holdout}`);

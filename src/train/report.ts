@@ -28,7 +28,9 @@ export async function writeReport(result: TrainResult, ctx: ReportContext): Prom
 }
 
 export function reportInput(result: TrainResult, ctx: ReportContext): ReportInput {
-  const { config, adapter } = result;
+  const { config } = result;
+  const adapter = result.adapter;
+  if ("kind" in adapter) throw new Error("report.html covers output adapters; weight-space runs have none yet");
   const D = adapter.lora.dim;
   const what = ctx.evalData ? "eval set" : "training data (no eval set)";
   const plan = planPairs(ctx.evalData ?? ctx.trainData, what, Math.min(ctx.batchSize, 64));

@@ -13,6 +13,7 @@ import { Rng } from "../util/rng.js";
 import { VERSION } from "../version.js";
 import { createTrainStep } from "./onnx-step.js";
 import { writeReport } from "./report.js";
+import { trainWeightAdapter, type TrainedWeightAdapter } from "./weight-train.js";
 import { Validator, type Evaluation } from "./validation.js";
 import { encodeTexts, vectorsFromNpy, type BaseVectors } from "./vectors.js";
 import { withPrefixes } from "../data/prefix.js";
@@ -32,7 +33,8 @@ export interface TrainOptions {
 }
 
 export interface TrainResult {
-  adapter: LoadedAdapter;
+  /** The adapter trained (for --adapter-kind weights, the LoRA pairs inside the encoder). */
+  adapter: LoadedAdapter | TrainedWeightAdapter;
   config: TrainConfig;
   /**
    * Eval-set metrics of the base encoder (`before`), at the best evaluation (`best`, the
@@ -80,6 +82,10 @@ export async function train(input: Partial<TrainConfig> & { data: string }, opti
   if (config.out) await checkOutputFolder(config.out, config.overwrite);
 
   const { table, trainData, evalData, base, prefixes } = await baseVectors(config, dataset, evalSet, emit);
+  if (config.adapterKind === "weights") {
+    const dataInfo = { train: describeData(dataset), ...(evalSet ? { eval: describeData(evalSet) } : {}) };
+    return trainWeightAdapter({ config, dataset, evalSet, loss, batchSize, table, trainData, evalData, base, prefixes, dataInfo }, emit);
+  }
   const D = base.dim;
 
   const rng = Rng.seeded(config.seed);
