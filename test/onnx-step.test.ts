@@ -38,7 +38,7 @@ function setup(applyTo: ApplyTo, negatives: boolean, threads = 1) {
     ref,
     onnx,
     refStep: new AdapterStep(ref.lora, ref.opt, data(negatives), vectors, applyTo, 20, 1.0, 16),
-    onnxStep: new OnnxInfoNceStep(onnx.lora, onnx.opt, data(negatives), vectors, applyTo, 20, 1.0, threads),
+    onnxStep: new OnnxInfoNceStep(onnx.lora, onnx.opt, data(negatives), vectors, applyTo, 20, 1.0, { threads, spinning: true }),
   };
 }
 

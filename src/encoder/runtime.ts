@@ -9,12 +9,17 @@ import * as ort from "onnxruntime-node";
 export class OnnxSession {
   private constructor(private readonly session: ort.InferenceSession) {}
 
-  static async create(model: Uint8Array, threads = defaultThreads()): Promise<OnnxSession> {
+  /**
+   * `spinning: false` makes idle pool threads sleep instead of spin-waiting between nodes:
+   * slower on an idle machine, much faster on one whose cores are shared with other work.
+   */
+  static async create(model: Uint8Array, threads = defaultThreads(), options: { spinning?: boolean } = {}): Promise<OnnxSession> {
     const session = await ort.InferenceSession.create(model, {
       executionProviders: ["cpu"],
       graphOptimizationLevel: "all",
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
+      ...(options.spinning === false ? { extra: { session: { intra_op: { allow_spinning: "0" } } } } : {}),
     });
     return new OnnxSession(session);
   }

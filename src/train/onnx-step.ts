@@ -20,8 +20,19 @@ import { clipGradNorm } from "../optim/clip.js";
 import { buildInfoNceStepGraph } from "./step-graph.js";
 import { AdapterStep, type StepResult } from "./step.js";
 
+/** The runtime `embedtune train` uses: every core, idle threads spinning (see defaultThreads). */
+export function defaultStepRuntime(): StepRuntime {
+  return { threads: defaultThreads(), spinning: true };
+}
+
 /** Batches above this size use the TypeScript step: the graph holds a few (B, B) float32 matrices. */
 export const ONNX_STEP_MAX_BATCH = 4096;
+
+/** How the step graph runs: intra-op threads, and whether idle threads spin (see OnnxSession.create). */
+export interface StepRuntime {
+  threads: number;
+  spinning: boolean;
+}
 
 /** One optimisation step of the adapter (either implementation). */
 export interface TrainStep {
@@ -36,10 +47,10 @@ export interface TrainStep {
  */
 export function createTrainStep(
   lora: OutputLora, optimizer: AdamW, data: IndexedDataset, vectors: Float32Array, applyTo: ApplyTo,
-  scale: number, maxGradNorm: number, maxBatch: number, threads = defaultThreads(),
+  scale: number, maxGradNorm: number, maxBatch: number, runtime: StepRuntime = defaultStepRuntime(),
 ): TrainStep {
   if (data.kind === "pairs" && maxBatch <= ONNX_STEP_MAX_BATCH && process.env.EMBEDTUNE_STEP !== "js") {
-    return new OnnxInfoNceStep(lora, optimizer, data, vectors, applyTo, scale, maxGradNorm, threads);
+    return new OnnxInfoNceStep(lora, optimizer, data, vectors, applyTo, scale, maxGradNorm, runtime);
   }
   const step = new AdapterStep(lora, optimizer, data, vectors, applyTo, scale, maxGradNorm, maxBatch);
   return { run: (batch, lr) => step.run(batch, lr), close: async () => {} };
@@ -67,7 +78,7 @@ export class OnnxInfoNceStep implements TrainStep {
     private readonly applyTo: ApplyTo,
     private readonly scale: number,
     private readonly maxGradNorm: number,
-    private readonly threads = 1,
+    private readonly runtime: StepRuntime = { threads: 1, spinning: true },
   ) {
     const { dim: D, r: R } = lora;
     this.columns = [data.anchors, data.positives, ...(data.negatives ? [data.negatives] : [])];
@@ -117,7 +128,7 @@ export class OnnxInfoNceStep implements TrainStep {
     const existing = this.bound.get(B);
     if (existing) return existing;
     const { dim: D, r: R } = this.lora;
-    const session = await OnnxSession.create(buildInfoNceStepGraph(this.spec(B)).model, this.threads);
+    const session = await OnnxSession.create(buildInfoNceStepGraph(this.spec(B)).model, this.runtime.threads, { spinning: this.runtime.spinning });
     const rows = new BigInt64Array(this.columns.length * B);
     const run = session.bind(
       {

@@ -34,6 +34,8 @@ export interface StepGraph {
   model: Uint8Array;
   /** Floating-point operations of one run, counted node by node (a multiply-add is 2). */
   flops: number;
+  /** Every GEMM of the graph: out (M, N) = op(a) (M, K) · op(b) (K, N); for the benchmark. */
+  gemms: Array<{ M: number; N: number; K: number; transA: boolean; transB: boolean }>;
 }
 
 export function buildInfoNceStepGraph(spec: StepGraphSpec): StepGraph {
@@ -41,8 +43,10 @@ export function buildInfoNceStepGraph(spec: StepGraphSpec): StepGraph {
   const K = (C - 1) * B; // candidates per anchor: the positives, then the negatives
   const g = new GraphBuilder("embedtune_infonce_step");
   let flops = 0;
+  const gemms: StepGraph["gemms"] = [];
   const gemm = (a: string, b: string, c: string | null, M: number, N: number, Kd: number, attrs: { alpha?: number; transA?: number; transB?: number }, name?: string): string => {
     flops += 2 * M * N * Kd + (c ? M * N : 0);
+    gemms.push({ M, N, K: Kd, transA: !!attrs.transA, transB: !!attrs.transB });
     const at: Record<string, number | { float: number }> = {};
     if (attrs.alpha !== undefined) at.alpha = { float: attrs.alpha };
     if (attrs.transA) at.transA = 1;
@@ -144,12 +148,12 @@ export function buildInfoNceStepGraph(spec: StepGraphSpec): StepGraph {
   if (!adaptRight) {
     g.opNamed("Transpose", [dBtA], ["dB"], { perm: [1, 0] });
     g.opNamed("Identity", [dAa], ["dA"]);
-    return { model: g.toBytes(), flops };
+    return { model: g.toBytes(), flops, gemms };
   }
   const kc = g.op("Reshape", [ew(B * K, "ReduceSum", [GS, g.int64Tensor("axis_0", [0])], { keepdims: 1 }), g.int64Tensor("col_shape", [K, 1])]); // 2B · kc  (K, 1)
   const dHc = gemm(tr(Gt), a.H, correction(c.H, kc, qc, K), K, D, B, {}); // (K, D)
   const dUc = gemm(dHc, Bw, null, K, R, D, { alpha: s });
   g.opNamed("Transpose", [gemm(tr(c.U!), dHc, dBtA, R, D, K, { alpha: s })], ["dB"], { perm: [1, 0] });
   gemm(tr(dUc), Xc, dAa, R, D, K, {}, "dA");
-  return { model: g.toBytes(), flops };
+  return { model: g.toBytes(), flops, gemms };
 }
