@@ -1,0 +1,142 @@
+#!/usr/bin/python3
+"""PyTorch side of the adapter-training benchmark (`npm run bench`; not part of the package).
+
+Trains the same output-space LoRA adapter as embedtune on the same cached vectors, batches
+and initial weights, on the CPU with a fixed thread count:
+
+    h = x + s * B (A x),  z = h / max(||h||, 1e-12),  S = scale * za zp^T
+    loss = (CE over rows of S + CE over columns of S) / 2    (symmetric InfoNCE)
+    clip_grad_norm_(max_norm), AdamW (torch.optim.AdamW), constant lr
+
+Two variants, both timed; the driver compares against the faster:
+  autograd  the loss written in torch, gradients by loss.backward() (what a user writes)
+  manual    the same hand-derived backward as embedtune (no autograd graph)
+
+Input: --dir holding anchors.npy, positives.npy (N, D) float32, A0.npy (R, D) float32 and
+batches.npy (steps, B) int32 (pair indices of each step). Output: one JSON line on stdout.
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def blas_libraries():
+    """The BLAS shared objects this process has mapped (after a matmul), resolved to files."""
+    libs = set()
+    with open("/proc/self/maps") as f:
+        for line in f:
+            path = line.split()[-1] if len(line.split()) >= 6 else ""
+            if re.search(r"blas|mkl|lapack", os.path.basename(path)):
+                libs.add(os.path.realpath(path))
+    return sorted(libs)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--alpha", type=float, default=32.0)
+    ap.add_argument("--scale", type=float, default=20.0)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--max-norm", type=float, default=1.0)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--variants", default="autograd,manual")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    load = lambda name: torch.from_numpy(np.load(os.path.join(args.dir, name)))
+    anchors, positives = load("anchors.npy"), load("positives.npy")
+    A0, batches = load("A0.npy"), load("batches.npy").long()
+    R, D = A0.shape
+    s = args.alpha / R
+    results = {}
+    for variant in args.variants.split(","):
+        step = {"autograd": autograd_step, "manual": manual_step}[variant]
+        A = A0.clone().requires_grad_(variant == "autograd")
+        B = torch.zeros(D, R, requires_grad=variant == "autograd")
+        opt = torch.optim.AdamW([A, B], lr=args.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+        steps = batches.shape[0]
+        losses = []
+
+        def run(k):
+            idx = batches[k % steps]
+            return step(anchors[idx], positives[idx], A, B, s, args.scale, args.max_norm, opt)
+
+        for k in range(args.warmup):
+            run(k)
+        times = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            for k in range(steps):
+                loss = run(k)
+            times.append(time.perf_counter() - t0)
+            losses.append(loss)
+        # The loss trajectory from the shared initial weights, for the equal-work check.
+        A.data.copy_(A0)
+        B.data.zero_()
+        opt = torch.optim.AdamW([A, B], lr=args.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+        trajectory = [run(k) for k in range(steps)]
+        results[variant] = {
+            "steps_per_s": [steps / t for t in times],
+            "median_steps_per_s": statistics.median(steps / t for t in times),
+            "first_loss": trajectory[0],
+            "final_loss": trajectory[-1],
+        }
+    print(json.dumps({
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "blas": blas_libraries(),
+        "config": torch.__config__.show().splitlines()[-1][:400],
+        "D": D, "R": R, "B": int(batches.shape[1]), "steps": int(batches.shape[0]),
+        "variants": results,
+    }))
+
+
+def autograd_step(xa, xp, A, B, s, scale, max_norm, opt):
+    za = F.normalize(xa + s * (xa @ A.t()) @ B.t(), dim=1)
+    zp = F.normalize(xp + s * (xp @ A.t()) @ B.t(), dim=1)
+    S = scale * za @ zp.t()
+    labels = torch.arange(S.shape[0])
+    loss = (F.cross_entropy(S, labels) + F.cross_entropy(S.t(), labels)) / 2
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_([A, B], max_norm)
+    opt.step()
+    return loss.item()
+
+
+def manual_step(xa, xp, A, B, s, scale, max_norm, opt):
+    """The hand-derived forward/backward of src/train/step-graph.ts, in torch ops."""
+    n = xa.shape[0]
+    X = torch.cat([xa, xp])  # (2B, D)
+    U = X @ A.t()  # (2B, R)
+    H = torch.addmm(X, U, B.t(), alpha=s)  # x + s B u
+    nrm = H.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    Z = H / nrm
+    za, zp = Z[:n], Z[n:]
+    S = scale * za @ zp.t()
+    lsr = torch.log_softmax(S, dim=1)
+    lsc = torch.log_softmax(S, dim=0)
+    loss = -(lsr.diagonal().sum() + lsc.diagonal().sum()) / (2 * n)
+    G = (lsr.exp() + lsc.exp()) / (2 * n)
+    G.diagonal().sub_(1.0 / n)
+    dZ = torch.cat([scale * G @ zp, scale * G.t() @ za])  # (2B, D)
+    dH = (dZ - Z * (Z * dZ).sum(dim=1, keepdim=True)) / nrm
+    B.grad = s * dH.t() @ U  # (D, R)
+    A.grad = (s * dH @ B).t() @ X  # (R, D)
+    torch.nn.utils.clip_grad_norm_([A, B], max_norm)
+    opt.step()
+    return loss.item()
+
+
+if __name__ == "__main__":
+    main()
