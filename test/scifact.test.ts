@@ -8,6 +8,8 @@ import path from "node:path";
 
 import { beforeAll, describe, expect, it } from "vitest";
 
+import { loadEvalData } from "../src/data/load.js";
+import type { RetrievalDataset } from "../src/data/types.js";
 import { encodeWithCache } from "../src/encoder/cached.js";
 import { loadFrozenEncoder } from "../src/encoder/load.js";
 import { lastJson, runCli, sharedData, tempDir } from "./helpers.js";
@@ -133,6 +135,20 @@ describe("train on SciFact queries, evaluate on held-out ones", () => {
     expect(held.metrics["ndcg@10"]).toBeCloseTo(best["ndcg@10"], 10);
     const heldBase = await cli("eval", "--data", scifact, "--holdout", "20");
     expect(heldBase.metrics["ndcg@10"]).toBeCloseTo(before["ndcg@10"], 10);
+  });
+
+  it("mines the training part only, and trains on the triplets against the held-out queries", async () => {
+    const mined = path.join(work, "scifact-mined.jsonl");
+    const summary = await cli("mine", "--data", scifact, "--holdout", "20", "--k", "200", "--out", mined);
+    expect(summary.pairs).toBe(703);
+    const heldOut = (await loadEvalData(scifact, { holdout: 20 })) as RetrievalDataset;
+    const heldQueries = new Set(heldOut.queries.map((q) => q.text));
+    const rows = readFileSync(mined, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { anchor: string });
+    expect(rows.length).toBe(summary.triplets);
+    expect(rows.filter((r) => heldQueries.has(r.anchor))).toEqual([]);
+    const trained = await cli("train", "--data", mined, "--eval", scifact, "--holdout", "20");
+    expect(trained.data.eval).toMatch(/189 queries, the held-out part of 809/);
+    expect(trained.metrics.before["ndcg@10"]).toBeCloseTo(0.2629, 4);
   });
 
   it("refuses to evaluate on the training queries themselves", async () => {

@@ -70,8 +70,15 @@ export interface TrainResult {
 export async function train(input: Partial<TrainConfig> & { data: string }, options: TrainOptions = {}): Promise<TrainResult> {
   const emit = options.onEvent ?? (() => {});
   const config = resolveTrainConfig(input);
-  const dataset = await loadTrainingData(config.data, { split: config.split || undefined, holdout: config.holdout });
-  const evalSet = config.eval ? await loadEvalData(config.eval, { split: config.evalSplit || undefined, holdout: config.holdout }) : null;
+  // --holdout acts on whichever of data and eval is a BEIR folder (e.g. triplets mined from
+  // the training part, evaluated on the held-out queries); it needs at least one.
+  const beirData = await isDirectory(config.data);
+  const beirEval = config.eval ? await isDirectory(config.eval) : false;
+  if (config.holdout && !beirData && !beirEval) {
+    throw new EmbedtuneError("INVALID_ARGUMENT", "--holdout applies to BEIR folders; --data and --eval are data files", { field: "holdout" });
+  }
+  const dataset = await loadTrainingData(config.data, { split: config.split || undefined, holdout: beirData ? config.holdout : 0 });
+  const evalSet = config.eval ? await loadEvalData(config.eval, { split: config.evalSplit || undefined, holdout: beirEval ? config.holdout : 0 }) : null;
   const loss = lossFor(config, dataset);
   checkEvalSet(config, dataset, evalSet);
   const n = dataset.examples.length;
