@@ -34,6 +34,9 @@ export function buildProgram(): Command {
     .option("--eval <file>", "evaluation data (a file or a BEIR folder); evaluated before training and after every epoch, and the best adapter is saved")
     .option("--eval-steps <n>", "evaluate every n steps instead of after every epoch", int("--eval-steps"))
     .option("--patience <n>", "stop after n evaluations in a row without a gain in the primary metric (default: never)", int("--patience"))
+    .option("--checkpoint-every <n>", "save a checkpoint (adapter, optimizer, position, RNG) every n steps, in <out>.checkpoint; Ctrl-C always saves one", int("--checkpoint-every"))
+    .option("--resume", "continue from the checkpoint of an interrupted run with the same command (bitwise the same result)")
+    .option("--checkpoint-dir <dir>", "where checkpoints go (default: <out>.checkpoint)")
     .option("--split <name>", "BEIR folder as --data: the qrels split to train on (default: the only one, else train)")
     .option("--eval-split <name>", "BEIR folder as --eval: the qrels split (default: the only one, else test)")
     .option("--holdout <percent>", "BEIR folders: hold out this % of the queries (grouped by shared relevant documents); --data trains on the rest, --eval scores them", num("--holdout"))
@@ -97,13 +100,27 @@ export function buildProgram(): Command {
         docPrefix: o.docPrefix,
         evalSteps: o.evalSteps,
         patience: o.patience,
+        checkpointEvery: o.checkpointEvery,
+        resume: o.resume === true,
+        checkpointDir: o.checkpointDir,
         split: o.split,
         evalSplit: o.evalSplit,
         holdout: o.holdout,
       };
       const started = Date.now();
-      const result = await train(config, { onEvent: progress.onTrainEvent });
-      progress.stop();
+      // First SIGINT/SIGTERM: finish the current step, save a checkpoint, exit 130. Second: exit now.
+      let stopRequested = false;
+      const onSignal = () => {
+        if (stopRequested) process.exit(130);
+        stopRequested = true;
+      };
+      process.on("SIGINT", onSignal);
+      process.on("SIGTERM", onSignal);
+      const result = await train(config, { onEvent: progress.onTrainEvent, shouldStop: () => stopRequested }).finally(() => {
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
+        progress.stop();
+      });
       const last = result.history[result.history.length - 1];
       const seconds = (Date.now() - started) / 1000;
       if (o.json) {
@@ -115,6 +132,7 @@ export function buildProgram(): Command {
           best_step: result.bestStep ?? null,
           evaluations: result.evaluations.map((e) => ({ step: e.step, epoch: e.epoch, [result.primaryMetric ?? "value"]: e.metrics[result.primaryMetric ?? ""] })),
           stopped_at: result.stoppedAt ?? null,
+          resumed_from: result.resumedFrom,
           data: result.dataInfo,
           report: result.report ?? null,
           steps: result.history.length + result.skippedSteps,
@@ -276,6 +294,10 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     const e = err as Error & { code?: string; exitCode?: number };
     if (e.code?.startsWith("commander.")) return e.code === "commander.helpDisplayed" || e.code === "commander.version" ? 0 : (e.exitCode ?? 2);
+    if (err instanceof EmbedtuneError && err.code === "INTERRUPTED") {
+      process.stderr.write(`embedtune: ${err.message}\n`);
+      return 130;
+    }
     const message = err instanceof EmbedtuneError ? err.message : `${e.message ?? String(err)} (unexpected; rerun with --verbose and report it)`;
     process.stderr.write(`embedtune: error: ${message.split("\n")[0]}\n`);
     if (verbose && e.stack) process.stderr.write(`${e.stack}\n`);

@@ -33,6 +33,12 @@ export interface TrainConfig {
   // --- validation (needs `eval`) ---
   /** Evaluate every this many steps; 0 = after every epoch. The best evaluation's adapter is kept. */
   evalSteps: number;
+  /** Save a checkpoint (adapter, optimizer, position, RNG) every N steps; 0 = only on SIGINT/SIGTERM. */
+  checkpointEvery: number;
+  /** Continue from the checkpoint of an interrupted run with the same settings and data. */
+  resume: boolean;
+  /** Where checkpoints go; "" = beside the adapter folder, <out>.checkpoint. */
+  checkpointDir: string;
   /** Stop after this many evaluations in a row without a gain in the primary metric; 0 = never. */
   patience: number;
 
@@ -101,6 +107,9 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, "data"> = {
   evalSplit: "",
   holdout: 0,
   evalSteps: 0,
+  checkpointEvery: 0,
+  resume: false,
+  checkpointDir: "",
   patience: 0,
   model: "default",
   cacheDir: "", // "" = the default cache root (see defaultCacheRoot)
@@ -161,6 +170,7 @@ export function resolveTrainConfig(input: Partial<TrainConfig> & { data: string 
   if (!["auto", "mnrl", "cosent"].includes(c.loss)) throw invalid("loss", `loss must be mnrl or cosent, got ${String(c.loss)}`);
   if (!Number.isSafeInteger(c.seed)) throw invalid("seed", `seed must be an integer, got ${c.seed}`);
   if (!(Number.isFinite(c.holdout) && c.holdout >= 0 && c.holdout < 100)) throw invalid("holdout", `holdout must be a percentage in [0, 100), got ${c.holdout}`);
+  if (!Number.isSafeInteger(c.checkpointEvery) || c.checkpointEvery < 0) throw invalid("checkpointEvery", `checkpoint interval must be a non-negative integer, got ${c.checkpointEvery}`);
   if (!Number.isSafeInteger(c.evalSteps) || c.evalSteps < 0) throw invalid("evalSteps", `eval steps must be a non-negative integer, got ${c.evalSteps}`);
   if (!Number.isSafeInteger(c.patience) || c.patience < 0) throw invalid("patience", `patience must be a non-negative integer, got ${c.patience}`);
   if ((c.evalSteps > 0 || c.patience > 0) && !c.eval) throw invalid(c.patience > 0 ? "patience" : "evalSteps", "validation needs an eval set (--eval)");

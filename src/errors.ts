@@ -10,7 +10,8 @@ export type ErrorCode =
   | "INVALID_ADAPTER" // adapter folder unreadable, wrong version or wrong base model
   | "INVALID_FILE" // a binary file (safetensors, npy, cache) is malformed
   | "OUTPUT_EXISTS"
-  | "DIVERGED";
+  | "DIVERGED"
+  | "INTERRUPTED"; // SIGINT/SIGTERM: a checkpoint was saved where possible
 
 export interface ErrorLocation {
   file?: string;

@@ -1,11 +1,12 @@
 import { describeData, loadEvalData, loadTrainingData } from "../data/load.js";
 import { NoDuplicatesBatchSampler } from "../data/sampler.js";
-import { indexData, indexPairs, textColumns, TextTable, type IndexedDataset, type IndexedEvalData } from "../data/texts.js";
-import type { AnyDataset, Dataset } from "../data/types.js";
+import { rm } from "node:fs/promises";
+
+import { textColumns } from "../data/texts.js";
 import { AUTO_BATCH_SIZE, resolveTrainConfig, type TrainConfig } from "../config.js";
 import { EmbedtuneError } from "../errors.js";
 import { ADAPTER_FORMAT, ADAPTER_FORMAT_VERSION, saveAdapter, type LoadedAdapter } from "../io/adapter-folder.js";
-import { ensureWritableDir, isDirectory } from "../io/atomic.js";
+import { isDirectory } from "../io/atomic.js";
 import { initOutputLora } from "../lora/output-adapter.js";
 import { AdamW } from "../optim/adamw.js";
 import { linearWarmupDecay } from "../optim/schedule.js";
@@ -15,12 +16,8 @@ import { createTrainStep } from "./onnx-step.js";
 import { writeReport } from "./report.js";
 import { trainWeightAdapter, type TrainedWeightAdapter } from "./weight-train.js";
 import { Validator, type Evaluation } from "./validation.js";
-import { encodeTexts, vectorsFromNpy, type BaseVectors } from "./vectors.js";
-import { withPrefixes } from "../data/prefix.js";
-import { loadFrozenEncoder } from "../encoder/load.js";
-import { NO_PREFIXES, resolvePrefixes, type Prefixes } from "../encoder/hf/prefixes.js";
-import { readdir } from "node:fs/promises";
-import path from "node:path";
+import { checkpointDirFor, loadCheckpoint, runFingerprint, saveCheckpoint, type Checkpoint } from "./checkpoint.js";
+import { baseVectors, checkEvalSet, checkOutputFolder, lossFor, trainingRecord } from "./prepare.js";
 
 export type TrainEvent =
   | { phase: "encode"; done: number; total: number }
@@ -30,6 +27,11 @@ export type TrainEvent =
 
 export interface TrainOptions {
   onEvent?: (event: TrainEvent) => void;
+  /**
+   * Polled after every step: true (e.g. after SIGINT) saves a checkpoint when there is a
+   * place for one and stops with an EmbedtuneError of code INTERRUPTED.
+   */
+  shouldStop?: () => boolean;
 }
 
 export interface TrainResult {
@@ -59,6 +61,8 @@ export interface TrainResult {
   out?: string;
   /** report.html in the adapter folder, when config.out was given. */
   report?: string;
+  /** The step a --resume run continued from (null: it started at step 0). */
+  resumedFrom: number | null;
 }
 
 /**
@@ -90,6 +94,7 @@ export async function train(input: Partial<TrainConfig> & { data: string }, opti
 
   const { table, trainData, evalData, base, prefixes } = await baseVectors(config, dataset, evalSet, emit);
   if (config.adapterKind === "weights") {
+    if (config.resume || config.checkpointEvery > 0) throw new EmbedtuneError("INVALID_ARGUMENT", "checkpoints are not supported for --adapter-kind weights yet", { field: "checkpoint-every" });
     const dataInfo = { train: describeData(dataset), ...(evalSet ? { eval: describeData(evalSet) } : {}) };
     return trainWeightAdapter({ config, dataset, evalSet, loss, batchSize, table, trainData, evalData, base, prefixes, dataInfo }, emit);
   }
@@ -109,19 +114,57 @@ export async function train(input: Partial<TrainConfig> & { data: string }, opti
   const totalSteps = epochs.reduce((s, batches) => s + batches.length, 0);
   if (totalSteps === 0) throw new EmbedtuneError("INVALID_DATA", "no batch of at least 2 distinct examples could be formed", { file: config.data });
   const lrAt = linearWarmupDecay(config.lr, totalSteps, config.warmupRatio);
-  const step = createTrainStep(lora, optimizer, trainData, base.vectors, config.applyTo, config.scale, config.maxGradNorm, sampler.batchSize);
 
   const history: TrainResult["history"] = [];
   let k = 0;
   let skippedSteps = 0;
   let badInARow = 0;
   let stoppedAt: number | undefined;
+
+  // Checkpoints: the plan above is a pure function of the seed and the data, so a run is
+  // resumed by restoring weights, optimizer moments, counters and validation state, then
+  // skipping the first k batches of the same plan.
+  const checkpointDir = config.checkpointDir || (config.out ? checkpointDirFor(config.out) : "");
+  const { resume: _resume, checkpointEvery: _every, checkpointDir: _dir, ...settings } = config;
+  const fingerprint = runFingerprint([JSON.stringify(trainingRecord(settings as TrainConfig, { loss, batchSize })), ...table.texts(), ...textColumns(trainData), base.vectors, base.model.sha256]);
+  const snapshot = (): Checkpoint => {
+    const adam = optimizer.state();
+    const tensors = new Map<string, Float32Array>([["lora_A", lora.A], ["lora_B", lora.B], ["exp_avg.lora_A", adam.m[0]], ["exp_avg.lora_B", adam.m[1]], ["exp_avg_sq.lora_A", adam.v[0]], ["exp_avg_sq.lora_B", adam.v[1]]]);
+    const validation = validator?.snapshot();
+    if (validation) {
+      tensors.set("best.lora_A", validation.bestA);
+      tensors.set("best.lora_B", validation.bestB);
+    }
+    return { state: { version: 1, fingerprint, step: k, skippedSteps, badInARow, adamStep: adam.step, rng: rng.state(), history, validation: validation?.state }, tensors };
+  };
+  let resumedFrom: number | null = null;
+  if (config.resume) {
+    if (!checkpointDir) throw new EmbedtuneError("INVALID_ARGUMENT", "--resume needs --out (or --checkpoint-dir) to find the checkpoint", { field: "resume" });
+    const saved = await loadCheckpoint(checkpointDir, fingerprint);
+    if (saved) {
+      const t = (name: string) => saved.tensors.get(name)!;
+      lora.A.set(t("lora_A"));
+      lora.B.set(t("lora_B"));
+      optimizer.loadState({ step: saved.state.adamStep, m: [t("exp_avg.lora_A"), t("exp_avg.lora_B")], v: [t("exp_avg_sq.lora_A"), t("exp_avg_sq.lora_B")] });
+      rng.restore(saved.state.rng);
+      if (validator && saved.state.validation) validator.restore(saved.state.validation, t("best.lora_A"), t("best.lora_B"));
+      ({ step: k, skippedSteps, badInARow } = saved.state);
+      history.push(...saved.state.history);
+      resumedFrom = k;
+    }
+  }
+  const step = createTrainStep(lora, optimizer, trainData, base.vectors, config.applyTo, config.scale, config.maxGradNorm, sampler.batchSize);
+  const checkpoint = async (): Promise<void> => {
+    if (checkpointDir) await saveCheckpoint(checkpointDir, snapshot());
+  };
   // Validation: every evalSteps steps, else at the end of every epoch; the last step's
   // evaluation is the final one ("after"). --patience stops after evaluations without gain.
   const evalNow = (epoch: number, i: number): boolean =>
     validator !== null && k < totalSteps && (config.evalSteps > 0 ? k % config.evalSteps === 0 : i === epochs[epoch].length - 1);
+  let position = 0; // index of the batch in the whole plan
   training: for (let epoch = 0; epoch < epochs.length; epoch++) {
-    for (let i = 0; i < epochs[epoch].length; i++) {
+    for (let i = 0; i < epochs[epoch].length; i++, position++) {
+      if (position < k) continue; // done before the checkpoint this run resumed from
       const batch = epochs[epoch][i];
       const lr = lrAt(k);
       const result = await step.run(batch, lr);
@@ -144,6 +187,12 @@ export async function train(input: Partial<TrainConfig> & { data: string }, opti
           break training;
         }
       }
+      if (options.shouldStop?.()) {
+        await step.close();
+        await checkpoint();
+        throw new EmbedtuneError("INTERRUPTED", `interrupted at step ${k} of ${totalSteps}; ${checkpointDir ? `checkpoint saved in ${checkpointDir}` : "nothing saved (no --out)"}`, {}, checkpointDir ? "run the same command with --resume to continue" : undefined);
+      }
+      if (config.checkpointEvery > 0 && k % config.checkpointEvery === 0 && k < totalSteps) await checkpoint();
     }
   }
   await step.close();
@@ -180,95 +229,14 @@ export async function train(input: Partial<TrainConfig> & { data: string }, opti
   const dataInfo = { train: describeData(dataset), ...(evalSet ? { eval: describeData(evalSet) } : {}) };
   const result: TrainResult = {
     adapter, config, metrics, primaryMetric: validator?.primary, bestStep, evaluations: validator?.history ?? [], stoppedAt, totalSteps, dataInfo,
-    history, skippedSteps, texts: { distinct: table.size, encoded: base.encoded, truncated: base.truncated }, out: config.out,
+    history, skippedSteps, texts: { distinct: table.size, encoded: base.encoded, truncated: base.truncated }, out: config.out, resumedFrom,
   };
   if (config.out) {
-    await saveAdapter(config.out, adapter, config.overwrite);
+    await saveAdapter(config.out, adapter, config.overwrite || resumedFrom !== null);
     result.report = await writeReport(result, { trainData, evalData, vectors: base.vectors, batchSize: sampler.batchSize, loss });
   }
+  // The adapter is whole on disk: its checkpoint has nothing left to give.
+  if (checkpointDir) await rm(checkpointDir, { recursive: true, force: true });
   return result;
 }
 
-/** The eval set must suit the training data, and must not be the training queries themselves. */
-function checkEvalSet(config: TrainConfig, dataset: Dataset, evalSet: AnyDataset | null): void {
-  if (!evalSet) return;
-  const evalKind = evalSet.kind === "retrieval" ? "pairs" : evalSet.kind;
-  if (evalKind !== dataset.kind) {
-    throw new EmbedtuneError("INVALID_ARGUMENT", `eval data holds ${evalSet.kind === "retrieval" ? "a retrieval set" : evalSet.kind} but training data holds ${dataset.kind}`, { file: config.eval });
-  }
-  if (evalSet.kind === "retrieval" && !evalSet.holdout && path.resolve(evalSet.file) === path.resolve(dataset.file)) {
-    const split = config.split || "";
-    if (!split || split === evalSet.split) {
-      throw new EmbedtuneError("INVALID_ARGUMENT", `--data and --eval are the same BEIR folder and split "${evalSet.split}": the eval would score the training queries`, { file: config.eval },
-        "pass --holdout <percent> to evaluate on held-out queries, or --eval-split <other split>");
-    }
-  }
-}
-
-/**
- * The settings that shaped the adapter, in the snake_case of the rest of adapter_config.json,
- * without machine-specific ones (cache folder, overwrite, output folder).
- */
-function trainingRecord(config: TrainConfig, extra: Record<string, unknown>): Record<string, unknown> {
-  const { cacheDir: _cache, overwrite: _overwrite, out: _out, ...settings } = config;
-  const snake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-  return Object.fromEntries(Object.entries({ ...settings, ...extra }).map(([k, v]) => [snake(k), v]));
-}
-
-function lossFor(config: TrainConfig, data: Dataset): "mnrl" | "cosent" {
-  const wanted = config.loss === "auto" ? (data.kind === "pairs" ? "mnrl" : "cosent") : config.loss;
-  if (wanted === "mnrl" && data.kind !== "pairs") {
-    throw new EmbedtuneError("INVALID_ARGUMENT", "loss mnrl needs (anchor, positive) pairs but the file holds scored pairs", { file: config.data }, "use --loss cosent");
-  }
-  if (wanted === "cosent" && data.kind !== "scored") {
-    throw new EmbedtuneError("INVALID_ARGUMENT", "loss cosent needs scored pairs (sentence1, sentence2, score) but the file holds unscored pairs", { file: config.data }, "use --loss mnrl");
-  }
-  return wanted;
-}
-
-interface Prepared {
-  table: TextTable; // every distinct (prefixed) text of train and eval
-  trainData: IndexedDataset;
-  evalData: IndexedEvalData | null;
-  base: BaseVectors;
-  prefixes: Prefixes;
-}
-
-/**
- * Base vectors for every text: from --vectors files, or from the frozen encoder (through the
- * cache) after the model's query/document prefixes are put in front of the texts.
- */
-async function baseVectors(config: TrainConfig, dataset: Dataset, evalSet: AnyDataset | null, emit: (e: TrainEvent) => void): Promise<Prepared> {
-  const table = new TextTable();
-  if (config.vectors) {
-    if (evalSet && !config.evalVectors) {
-      throw new EmbedtuneError("INVALID_ARGUMENT", "with --vectors, the eval set needs its vectors too", { field: "eval-vectors" }, "pass --eval-vectors anchors.npy,positives.npy");
-    }
-    const trainData = indexPairs(dataset, table);
-    const evalData = evalSet ? indexData(evalSet, table) : null;
-    const sets: Parameters<typeof vectorsFromNpy>[1] = [{ data: trainData, files: config.vectors, dataFile: config.data }];
-    if (evalData && config.evalVectors) sets.push({ data: evalData, files: config.evalVectors, dataFile: config.eval! });
-    return { table, trainData, evalData, base: await vectorsFromNpy(table, sets), prefixes: NO_PREFIXES };
-  }
-  if (config.evalVectors) throw new EmbedtuneError("INVALID_ARGUMENT", "eval vectors were given without training vectors", { field: "eval-vectors" });
-  const encoder = await loadFrozenEncoder(config.model, { offline: config.offline, cacheRoot: config.cacheDir ?? undefined });
-  try {
-    const prefixes = resolvePrefixes(encoder.defaultPrefixes, config.queryPrefix, config.docPrefix);
-    const trainData = indexPairs(withPrefixes(dataset, prefixes), table);
-    const evalData = evalSet ? indexData(withPrefixes(evalSet, prefixes), table) : null;
-    const base = await encodeTexts(encoder, table, config.cacheDir, (done, total) => emit({ phase: "encode", done, total }));
-    return { table, trainData, evalData, base, prefixes };
-  } finally {
-    await encoder.close();
-  }
-}
-
-/** Fails before any work when the adapter could not be written at the end. */
-async function checkOutputFolder(out: string, overwrite: boolean): Promise<void> {
-  if (await isDirectory(out)) {
-    if (!overwrite && (await readdir(out)).length > 0) {
-      throw new EmbedtuneError("OUTPUT_EXISTS", `output folder ${out} already exists and is not empty`, {}, "pass --overwrite to replace it");
-    }
-  }
-  await ensureWritableDir(path.dirname(path.resolve(out)));
-}

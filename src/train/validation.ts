@@ -68,6 +68,21 @@ export class Validator {
     return this.patience > 0 && this.sinceBest >= this.patience;
   }
 
+  /** Everything needed to continue validating after a resume (see checkpoint.ts). */
+  snapshot(): { state: { history: Evaluation[]; bestIndex: number; sinceBest: number; primary: string }; bestA: Float32Array; bestB: Float32Array } {
+    return { state: { history: this.history.slice(), bestIndex: this.bestIndex, sinceBest: this.sinceBest, primary: this.primary }, bestA: this.bestA, bestB: this.bestB };
+  }
+
+  restore(state: { history: Evaluation[]; bestIndex: number; sinceBest: number; primary: string }, bestA: Float32Array, bestB: Float32Array): void {
+    this.history.length = 0;
+    this.history.push(...state.history);
+    this.bestIndex = state.bestIndex;
+    this.sinceBest = state.sinceBest;
+    this.primary = state.primary;
+    this.bestA.set(bestA);
+    this.bestB.set(bestB);
+  }
+
   /** Puts the best weights back into `lora`. */
   restoreBest(lora: OutputLora): void {
     lora.A.set(this.bestA);

@@ -147,7 +147,7 @@ export async function trainWeightAdapter(input: WeightTrainInput, emit: (e: Trai
   if (config.out) await saveWeightAdapter(config.out, adapterConfig, lora, config.overwrite);
   return {
     adapter, config, metrics, primaryMetric: validator?.primary, bestStep, evaluations: validator?.history ?? [], stoppedAt, totalSteps, dataInfo: input.dataInfo,
-    history, skippedSteps, texts: { distinct: table.size, encoded: base.encoded, truncated: base.truncated }, out: config.out,
+    history, skippedSteps, texts: { distinct: table.size, encoded: base.encoded, truncated: base.truncated }, out: config.out, resumedFrom: null,
   };
 }
 

@@ -43,6 +43,11 @@ export class Rng {
     return [...(this.gen.getState?.() ?? [])];
   }
 
+  /** Continues from a state() taken earlier (a checkpoint's). */
+  restore(state: readonly number[]): void {
+    this.gen = xoroshiro128plusFromState(state);
+  }
+
   static fromState(state: readonly number[]): Rng {
     return new Rng(xoroshiro128plusFromState(state));
   }
