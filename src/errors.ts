@@ -10,6 +10,7 @@ export type ErrorCode =
   | "INVALID_ADAPTER" // adapter folder unreadable, wrong version or wrong base model
   | "INVALID_FILE" // a binary file (safetensors, npy, cache) is malformed
   | "OUTPUT_EXISTS"
+  | "WRITE_FAILED" // disk full, read-only, no permission: nothing was changed
   | "DIVERGED"
   | "INTERRUPTED"; // SIGINT/SIGTERM: a checkpoint was saved where possible
 

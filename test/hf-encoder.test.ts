@@ -269,6 +269,17 @@ describe("Hub models", () => {
     await local.close();
   });
 
+  it("checks the downloaded files' hashes at every load", async () => {
+    const root = path.join(work, "hub-cache");
+    const dir = path.join(root, "hub", "tiny-org/tiny-bert", sha);
+    const tokenizer = path.join(dir, "tokenizer.json");
+    const original = readFileSync(tokenizer);
+    writeFileSync(tokenizer, Buffer.concat([original, Buffer.from(" ")]));
+    await expect(resolveModel("tiny-org/tiny-bert", { offline: true, cacheRoot: root })).rejects.toThrow(/tokenizer\.json of tiny-org\/tiny-bert changed since it was downloaded .*delete .* to download it again/);
+    writeFileSync(tokenizer, original);
+    await expect(resolveModel("tiny-org/tiny-bert", { offline: true, cacheRoot: root })).resolves.toMatchObject({ revision: sha });
+  });
+
   it("offline, a model not in the cache gets an error naming it, where it looked and the fix", async () => {
     const root = path.join(work, "empty-cache");
     mkdirSync(root, { recursive: true });

@@ -17,7 +17,7 @@ export async function writeFileAtomic(file: string, data: Uint8Array | string): 
     await rename(tmp, file);
   } catch (err) {
     await rm(tmp, { force: true });
-    throw err;
+    throw writeError(err, file);
   }
   await syncDir(path.dirname(file));
 }
@@ -52,7 +52,7 @@ export async function writeFolderAtomic(dir: string, files: Record<string, Uint8
     await syncDir(parent);
   } catch (err) {
     await rm(tmp, { recursive: true, force: true });
-    throw err;
+    throw writeError(err, dir);
   }
 }
 
@@ -67,6 +67,18 @@ export async function ensureWritableDir(dir: string): Promise<void> {
     const reason = (err as NodeJS.ErrnoException).code ?? String(err);
     throw new EmbedtuneError("INVALID_ARGUMENT", `cannot write to folder ${dir} (${reason})`);
   }
+}
+
+/**
+ * A failed write as one clear line: what could not be written, why (disk full, permission,
+ * read-only), and that nothing was changed (the temporary copy is already removed).
+ */
+function writeError(err: unknown, target: string): unknown {
+  if (err instanceof EmbedtuneError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (!code) return err;
+  const why: Record<string, string> = { ENOSPC: "no space left on the device", EDQUOT: "disk quota exceeded", EACCES: "permission denied", EPERM: "operation not permitted", EROFS: "read-only file system" };
+  return new EmbedtuneError("WRITE_FAILED", `cannot write ${target}: ${why[code] ?? code} (${code}); nothing was changed`);
 }
 
 export async function isDirectory(p: string): Promise<boolean> {

@@ -1,6 +1,6 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 
 import { env } from "@xenova/transformers";
@@ -71,7 +71,10 @@ export async function resolveModel(spec: string, options: ResolveOptions): Promi
   }
   const dir = path.join(hubDir, id, sha);
   const source = `hub ${id}@${sha}`;
-  if (isComplete(dir)) return { dir, id, revision: sha, source };
+  if (isComplete(dir)) {
+    await verifyManifest(dir, spec);
+    return { dir, id, revision: sha, source };
+  }
   if (options.offline) throw notCached(spec, [dir]);
   await download(id, sha, hubDir, dir, options.onFile);
   return { dir, id, revision: sha, source };
@@ -121,11 +124,47 @@ async function download(id: string, sha: string, hubDir: string, dir: string, on
     if (!(await get(ONNX[0], false)) && !(await get(ONNX[1], false))) {
       throw new EmbedtuneError("FILE_NOT_FOUND", `${id}@${sha.slice(0, 12)} has no onnx/model.onnx or onnx/model_quantized.onnx`, { field: "model" }, "use an ONNX export, e.g. a Xenova/... repository");
     }
+    await writeManifest(path.join(staging, id, sha));
     await mkdir(path.dirname(dir), { recursive: true });
     await rename(path.join(staging, id, sha), dir);
   } finally {
     await rm(staging, { recursive: true, force: true });
   }
+}
+
+/** sha256 of every downloaded file, recorded at download and checked at every load. */
+const MANIFEST = ".embedtune-files.json";
+
+async function writeManifest(dir: string): Promise<void> {
+  const files: Record<string, string> = {};
+  for (const file of await listFiles(dir)) files[file] = await sha256File(path.join(dir, file));
+  await writeFileAtomic(path.join(dir, MANIFEST), `${JSON.stringify(files, null, 2)}\n`);
+}
+
+async function verifyManifest(dir: string, spec: string): Promise<void> {
+  const text = await readFile(path.join(dir, MANIFEST), "utf8").catch(() => null);
+  if (text === null) return; // a folder placed by hand: its ONNX hash is still recorded in adapters
+  const files = JSON.parse(text) as Record<string, string>;
+  for (const [file, expected] of Object.entries(files)) {
+    const actual = await sha256File(path.join(dir, file)).catch(() => "missing");
+    if (actual !== expected) {
+      throw new EmbedtuneError("INVALID_FILE", `${file} of ${spec} changed since it was downloaded (sha256 ${actual.slice(0, 12)}, recorded ${expected.slice(0, 12)})`, { file: path.join(dir, file) }, `delete ${dir} to download it again`);
+    }
+  }
+}
+
+async function listFiles(dir: string, prefix = ""): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(path.join(dir, prefix), { withFileTypes: true })) {
+    const rel = path.join(prefix, entry.name);
+    if (entry.isDirectory()) out.push(...(await listFiles(dir, rel)));
+    else if (entry.name !== MANIFEST) out.push(rel);
+  }
+  return out;
+}
+
+async function sha256File(file: string): Promise<string> {
+  return createHash("sha256").update(await readFile(file)).digest("hex");
 }
 
 function notCached(spec: string, lookedIn: string[]): EmbedtuneError {
