@@ -9,7 +9,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 
 import { writeTinyBert } from "../scripts/make-tiny-bert.js";
-import { attentionBackward, attentionForward, probsSize } from "../src/engine/attention.js";
+import { attentionBackward, attentionForward, createAttentionCache, createAttentionScratch, probsSize } from "../src/engine/attention.js";
 import { packBatch, type TokenBatch } from "../src/engine/batch.js";
 import { activationBackward, activationForward, tanhBackward, tanhForward } from "../src/engine/elementwise.js";
 import { bertEmbeddingBackward, bertEmbeddingForward, useLiteEmbeddingBackward, useLiteEmbeddingForward } from "../src/engine/embedding.js";
@@ -79,11 +79,11 @@ describe("engine layers (float64 central differences)", () => {
     const H = 6, nh = 2, T = batch.T;
     const q = rand(rng, T * H), k = rand(rng, T * H), v = rand(rng, T * H), w = rand(rng, T * H);
     const out = new Float64Array(T * H);
-    const probs = new Float64Array(probsSize(batch.offsets, batch.N, nh));
-    const L = () => (attentionForward(out, probs, q, k, v, batch.offsets, batch.N, H, nh, 0.7), wsum(w, out));
+    const cache = createAttentionCache(T, H, probsSize(batch.offsets, batch.N, nh), 64);
+    const L = () => (attentionForward(out, cache, new Float64Array(T * H), q, k, v, batch.offsets, batch.N, H, nh, 0.7), wsum(w, out));
     L();
     const dq = new Float64Array(T * H), dk = new Float64Array(T * H), dv = new Float64Array(T * H);
-    attentionBackward(dq, dk, dv, w, probs, q, k, v, batch.offsets, batch.N, H, nh, 0.7, new Float64Array(8));
+    attentionBackward(dq, dk, dv, w, cache, createAttentionScratch(T, H, 5, 64), batch.offsets, batch.N, H, nh, 0.7);
     expectGrad("attention dq", dq, L, q);
     expectGrad("attention dk", dk, L, k);
     expectGrad("attention dv", dv, L, v);

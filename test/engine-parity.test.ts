@@ -121,12 +121,20 @@ describe("engine forward = onnxruntime on USE-Lite", () => {
     const z = new Float32Array(batch.N * model.dim);
     engine.forward(z, batch);
     if (source.arch !== "use-lite") throw new Error("expected USE-Lite");
-    // The graph's last hidden state: the (B, L, 512) input of the pooling MatMul, exposed as an extra output.
-    const graph = onnx.ModelProto.decode(buildUseLiteGraph(await loadUseLiteFiles()));
-    const pool = graph.graph!.node!.find((n) => n.opType === "MatMul" && graph.graph!.node!.some((u) => u.opType === "Unsqueeze" && u.output![0] === n.input![0]))!;
-    graph.graph!.output!.push({ name: pool.input![1], type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimParam: "b" }, { dimParam: "l" }, { dimValue: 512 }] } } } });
-    const session = await OnnxSession.create(onnx.ModelProto.encode(graph).finish());
-    const { out, L } = await runPadded(session, tokens, pool.input![1], false);
+    // The graph pools before layer 1's last matmul (W2 commutes with the mean), so its last
+    // hidden state x4 = x3 + h W2 + b2 is never formed: we add those nodes to the graph, on the
+    // graph's own x3, h (the two tensors it sums under the mask) and W2, b2, as an extra output.
+    const graph = onnx.ModelProto.decode(buildUseLiteGraph(await loadUseLiteFiles())).graph!;
+    const nodes = graph.node!;
+    const maskRow = nodes.find((n) => n.opType === "Unsqueeze" && n.output![0] && nodes.some((m) => m.opType === "MatMul" && m.input![0] === n.output![0]))!.output![0];
+    const summed = nodes.filter((n) => n.opType === "MatMul" && n.input![0] === maskRow).map((n) => n.input![1]);
+    const isRelu = (t: string) => nodes.some((n) => n.opType === "Relu" && n.output![0] === t);
+    const [h, x3] = [summed.find(isRelu)!, summed.find((t) => !isRelu(t))!];
+    expect(h && x3, "the USE-Lite graph's pooling changed shape; update this test").toBeTruthy();
+    nodes.push({ opType: "MatMul", input: [h, "l1_ffn_w2"], output: ["hW2"] }, { opType: "Add", input: ["hW2", "l1_ffn_b2"], output: ["f"] }, { opType: "Add", input: [x3, "f"], output: ["x4"] });
+    graph.output!.push({ name: "x4", type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimParam: "b" }, { dimParam: "l" }, { dimValue: 512 }] } } } });
+    const session = await OnnxSession.create(onnx.ModelProto.encode({ ...onnx.ModelProto.decode(buildUseLiteGraph(await loadUseLiteFiles())), graph }).finish());
+    const { out, L } = await runPadded(session, tokens, "x4", false);
     await session.close();
     const hiddenDiff = compareHidden(engine.lastHidden, out, tokens, L, model.dim);
     const cos = minCosine(z, await encoder.encode(texts), batch.N, model.dim);

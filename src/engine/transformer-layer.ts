@@ -13,7 +13,10 @@
  */
 import type { Float } from "../tensor/ops.js";
 import type { Rng } from "../util/rng.js";
-import { attentionBackward, attentionForward, probsSize } from "./attention.js";
+import {
+  attentionBackward, attentionForward, createAttentionCache, createAttentionScratch, probsSize,
+  type AttentionCache, type AttentionScratch,
+} from "./attention.js";
 import type { TokenBatch } from "./batch.js";
 import { type Activation, activationBackward, activationForward, residualForward } from "./elementwise.js";
 import { createLayerNormCache, layerNormBackward, layerNormForward, type LayerNormCache } from "./layernorm.js";
@@ -56,8 +59,9 @@ export function layerWidths(p: LayerParams): { Din: number; A: number; H: number
 export interface LayerActs {
   attnIn: Float; // (T, Din) x (post) or LN1(x) (pre)
   q: Float; k: Float; v: Float; // (T, A)
-  probs: Float; // nh · Σ L²
+  attn: AttentionCache; // head-major q, k, v and the softmax probabilities
   ctx: Float; // (T, A)
+  ctxh: Float; // (T · A) forward scratch: ctx head-major
   attnOut: Float; // (T, H)  ctx W_o + b_o
   res: Float; // (T, H)  x W_r + b_r (pre, with a projection)
   s1: Float; // (T, H)  x + attnOut (post: LN1's input)
@@ -84,7 +88,8 @@ export function createLayerActs(p: LayerParams, lora: LayerLora, maxT: number, m
   const post = p.order === "post";
   const h1 = new C(maxT * H);
   return {
-    attnIn: new C(post ? 0 : maxT * Din), q: new C(maxT * A), k: new C(maxT * A), v: new C(maxT * A), probs: new C(maxProbs), ctx: new C(maxT * A),
+    attnIn: new C(post ? 0 : maxT * Din), q: new C(maxT * A), k: new C(maxT * A), v: new C(maxT * A),
+    attn: createAttentionCache(maxT, A, maxProbs, precision), ctx: new C(maxT * A), ctxh: new C(maxT * A),
     attnOut: new C(maxT * H), res: new C(p.residual ? maxT * H : 0), s1: new C(post ? maxT * H : 0), h1, ffnIn: post ? h1 : new C(maxT * H),
     u: new C(maxT * F), g: new C(maxT * F), f: new C(maxT * H), s2: new C(post ? maxT * H : 0),
     ln1: createLayerNormCache(maxT), ln2: createLayerNormCache(maxT), lin, dropped: false,
@@ -103,8 +108,8 @@ export function layerForward(y: Float, acts: LayerActs, x: Float, batch: TokenBa
   lin("query", a.q, z, p.query);
   lin("key", a.k, z, p.key);
   lin("value", a.v, z, p.value);
-  if (a.probs.length < probsSize(batch.offsets, batch.N, p.heads)) throw new Error("layer activations too small for this batch");
-  attentionForward(a.ctx, a.probs, a.q, a.k, a.v, batch.offsets, batch.N, A, p.heads, p.scale);
+  if (a.attn.probs.length < probsSize(batch.offsets, batch.N, p.heads)) throw new Error("layer activations too small for this batch");
+  attentionForward(a.ctx, a.attn, a.ctxh, a.q, a.k, a.v, batch.offsets, batch.N, A, p.heads, p.scale);
   lin("attnOut", a.attnOut, a.ctx, p.attnOut);
   if (p.order === "post") {
     residualForward(a.s1, x, a.attnOut, T * H);
@@ -131,7 +136,7 @@ export interface LayerScratch {
   dF: Float; dF2: Float; // (T, max F)
   dA: Float; dQ: Float; dK: Float; dV: Float; // (T, max A)
   dIn: Float; // (T, max Din)
-  dp: Float64Array; // (max L)
+  attn: AttentionScratch;
 }
 
 export function createLayerScratch(layers: LayerParams[], maxT: number, maxL: number, precision: 32 | 64 = 32): LayerScratch {
@@ -141,7 +146,7 @@ export function createLayerScratch(layers: LayerParams[], maxT: number, maxL: nu
   return {
     dH: new C(m((x) => x.H)), dH2: new C(m((x) => x.H)), dF: new C(m((x) => x.F)), dF2: new C(m((x) => x.F)),
     dA: new C(m((x) => x.A)), dQ: new C(m((x) => x.A)), dK: new C(m((x) => x.A)), dV: new C(m((x) => x.A)),
-    dIn: new C(m((x) => x.Din)), dp: new Float64Array(maxL),
+    dIn: new C(m((x) => x.Din)), attn: createAttentionScratch(maxT, Math.max(...w.map((x) => x.A)), maxL, precision),
   };
 }
 
@@ -202,7 +207,7 @@ export function layerBackward(
   zero(s.dQ, T * A);
   zero(s.dK, T * A);
   zero(s.dV, T * A);
-  attentionBackward(s.dQ, s.dK, s.dV, s.dA, a.probs, a.q, a.k, a.v, batch.offsets, batch.N, A, p.heads, p.scale, s.dp);
+  attentionBackward(s.dQ, s.dK, s.dV, s.dA, a.attn, s.attn, batch.offsets, batch.N, A, p.heads, p.scale);
   const z = p.order === "pre" ? a.attnIn : x;
   // Gradient at the attention input z: x itself (post) or LN1(x) (pre, then back through LN1).
   const dz = !dx ? null : p.order === "post" ? dx : (zero(s.dIn, T * Din), s.dIn);
