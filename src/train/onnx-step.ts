@@ -12,7 +12,7 @@
  * test/onnx-step.test.ts checks loss, dA and dB against the TypeScript reference step.
  */
 import type { IndexedDataset, IndexedPairs } from "../data/texts.js";
-import { BoundRun, defaultThreads, OnnxSession } from "../encoder/runtime.js";
+import { BoundRun, OnnxSession } from "../encoder/runtime.js";
 import type { ApplyTo } from "../io/adapter-folder.js";
 import { scaling, type OutputLora } from "../lora/output-adapter.js";
 import type { AdamW } from "../optim/adamw.js";
@@ -20,9 +20,14 @@ import { clipGradNorm } from "../optim/clip.js";
 import { buildInfoNceStepGraph } from "./step-graph.js";
 import { AdapterStep, type StepResult } from "./step.js";
 
-/** The runtime `embedtune train` uses: every core, idle threads spinning (see defaultThreads). */
+/**
+ * The runtime `embedtune train` uses: one thread. A step is ~60 small nodes, where a second
+ * thread gains ~1.6x on an idle 2-core machine but loses 1.3-2.3x when the cores are shared
+ * (bench: train); and with one thread the trained adapter is bitwise the same on every
+ * machine, whatever its core count.
+ */
 export function defaultStepRuntime(): StepRuntime {
-  return { threads: defaultThreads(), spinning: true };
+  return { threads: 1, spinning: true };
 }
 
 /** Batches above this size use the TypeScript step: the graph holds a few (B, B) float32 matrices. */
