@@ -100,6 +100,7 @@ export async function saveMergedAdapter(dir: string, adapter: MergedAdapter, ove
 /** Loads an adapter folder of any kind, checking every tensor against the config. */
 export async function readAdapter(dir: string): Promise<AnyAdapter> {
   const configBytes = await readOrFail(path.join(dir, CONFIG_FILE), dir);
+  parseConfig(configBytes, path.join(dir, CONFIG_FILE)); // a bad config is reported before the weights are read
   const weightsBytes = await readOrFail(path.join(dir, WEIGHTS_FILE), dir);
   return parseAdapter(configBytes, weightsBytes, dir);
 }
@@ -112,13 +113,7 @@ export async function readAdapter(dir: string): Promise<AnyAdapter> {
 export function parseAdapter(configBytes: Uint8Array, weightsBytes: Uint8Array, dir: string): AnyAdapter {
   const configPath = path.join(dir, CONFIG_FILE);
   const weightsPath = path.join(dir, WEIGHTS_FILE);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(configBytes));
-  } catch (err) {
-    throw new EmbedtuneError("INVALID_ADAPTER", `not valid UTF-8 JSON (${(err as Error).message.split("\n")[0]})`, { file: configPath });
-  }
-  const config = validateConfig(raw, configPath);
+  const config = parseConfig(configBytes, configPath);
   const { tensors } = decodeSafetensors(weightsBytes, weightsPath);
   if (config.kind === "weights") return { kind: "weights", ...parseWeightAdapter(config, tensors, configPath, weightsPath) };
   if (config.kind === "merged") {
@@ -161,6 +156,17 @@ export function checkBaseModel(config: AdapterConfig, model: ModelIdentity, dim:
   if (config.dim !== dim) {
     throw new EmbedtuneError("INVALID_ADAPTER", `adapter dim ${config.dim} does not match the encoder's ${dim}`, { file: path.join(where, CONFIG_FILE) });
   }
+}
+
+/** adapter_config.json's bytes as a checked AdapterConfig. */
+function parseConfig(bytes: Uint8Array, file: string): AdapterConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch (err) {
+    throw new EmbedtuneError("INVALID_ADAPTER", `not valid UTF-8 JSON (${(err as Error).message.split("\n")[0]})`, { file });
+  }
+  return validateConfig(raw, file);
 }
 
 function validateConfig(raw: unknown, file: string): AdapterConfig {
