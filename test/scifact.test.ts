@@ -32,7 +32,7 @@ let baseEval: Record<string, any>;
 
 beforeAll(async () => {
   baseEval = await cli("eval", "--data", scifact); // encodes the 5,183 abstracts once, into the cache
-});
+}, 600_000); // about 70 s on an idle 2-core machine; leave room for a busy one
 
 /**
  * Every query's text is also the text of some documents, which then score exactly 1 (the
