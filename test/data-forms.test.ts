@@ -199,6 +199,8 @@ describe("holdout of BEIR queries", () => {
     const evalSet = (await loadEvalData(scifact, { holdout: 20 })) as RetrievalDataset;
     expect(evalSet.queries).toEqual(heldOut.queries);
     expect(describeData(evalSet)).toMatch(/^BEIR split "train": \d+ queries, the held-out part of 809 \(holdout 20%\), \d+ relevant documents, searching 5,183 documents$/);
-    expect((await loadTrainingData(scifact, { holdout: 20 })).examples).toEqual(pairs.examples);
+    const trainPart = await loadTrainingData(scifact, { holdout: 20 });
+    expect(trainPart.examples).toEqual(pairs.examples);
+    expect(describeData(trainPart)).toBe('703 pairs (from BEIR split "train": 620 queries, the train part of 809 (holdout 20%))');
   });
 });

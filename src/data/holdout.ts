@@ -73,5 +73,7 @@ export function checkPercent(percent: number): void {
 export function retrievalPairs(ds: RetrievalDataset): PairsDataset {
   const examples = ds.relevant.flatMap((docs, q) => docs.map((d) => ({ anchor: ds.queries[q].text, positive: ds.corpus[d].text })));
   if (examples.length < 2) throw new EmbedtuneError("INVALID_DATA", `only ${examples.length} (query, document) pair; at least 2 are needed`, { file: ds.file });
-  return { kind: "pairs", file: ds.file, examples, hasNegatives: false };
+  const part = ds.holdout ? `, the ${ds.holdout.part} part of ${ds.holdout.ofQueries.toLocaleString("en-US")} (holdout ${ds.holdout.percent}%)` : "";
+  const source = `BEIR split "${ds.split}": ${ds.queries.length.toLocaleString("en-US")} queries${part}`;
+  return { kind: "pairs", file: ds.file, examples, hasNegatives: false, source };
 }

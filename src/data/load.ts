@@ -53,7 +53,10 @@ export function describeData(ds: AnyDataset): string {
     const scale = ds.scoreScale === 5 ? "scores 0-5, divided by 5" : "scores 0-1, used as they are";
     return `${n(ds.examples.length)} scored pairs (${scale}${layout})`;
   }
-  if (ds.kind === "pairs") return `${n(ds.examples.length)} ${ds.hasNegatives ? "triplets" : "pairs"}${layout ? ` (${layout.slice(2)})` : ""}`;
+  if (ds.kind === "pairs") {
+    const note = ds.source ? ` (from ${ds.source})` : layout ? ` (${layout.slice(2)})` : "";
+    return `${n(ds.examples.length)} ${ds.hasNegatives ? "triplets" : "pairs"}${note}`;
+  }
   return describeRetrieval(ds);
 }
 

@@ -38,6 +38,8 @@ export type PairsDataset = {
   kind: "pairs"; file: string; examples: PairExample[]; hasNegatives: boolean;
   /** Headerless CSV/TSV: the names given to the columns by position. */
   columns?: string[];
+  /** Pairs made from a BEIR folder: which queries they come from. */
+  source?: string;
 };
 export type ScoredDataset = {
   kind: "scored"; file: string; examples: ScoredExample[];
