@@ -29,7 +29,7 @@ export function buildProgram(): Command {
   program
     .command("train")
     .description("train an output-space LoRA adapter on (query, positive) pairs or scored sentence pairs")
-    .requiredOption("--data <file>", "training data: JSONL/CSV/TSV with query|anchor,positive[,negative] or sentence1,sentence2,score")
+    .requiredOption("--data <file|dir>", "training data: JSONL/CSV/TSV with query|anchor,positive[,negative] or sentence1,sentence2,score (a header row, or 2-3 columns without one), or a BEIR folder")
     .option("--out <dir>", "adapter folder to write (adapter_config.json + adapter_model.safetensors)")
     .option("--eval <file>", "evaluation data (a file or a BEIR folder); evaluated before training and after every epoch, and the best adapter is saved")
     .option("--eval-steps <n>", "evaluate every n steps instead of after every epoch", int("--eval-steps"))
