@@ -117,7 +117,10 @@ async function main(): Promise<void> {
     const data = { kind: "pairs" as const, anchors: Int32Array.from({ length: PAIRS }, (_, i) => i), positives: Int32Array.from({ length: PAIRS }, (_, i) => PAIRS + i), negatives: null };
     const step = new WeightLoraStep(model, lora, new AdamW(params, { lr: 1e-3 }), data, tokens, null, { applyTo: "both", scale: 20, maxGradNorm: 1, rng: Rng.seeded(1), startCacheBytes: 0 }, PAIRS);
     const batch = Array.from({ length: PAIRS }, (_, i) => i);
-    for (let w = 0; w < 2; w++) step.run(batch, 1e-3);
+    const before = process.memoryUsage().arrayBuffers;
+    step.run(batch, 1e-3);
+    const engineMb = (process.memoryUsage().arrayBuffers - before) / 2 ** 20; // the engine's buffers for this batch (first run only)
+    step.run(batch, 1e-3);
     const times: number[] = [];
     for (let s = 0; s < (kernel === "mlas" ? steps : Math.max(2, Math.ceil(steps / 4))); s++) {
       const t0 = performance.now();
@@ -125,11 +128,12 @@ async function main(): Promise<void> {
       times.push(performance.now() - t0);
     }
     const ms = times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
-    results[`embedtune_${kernel}`] = { ms_per_step: ms, steps_per_s: 1000 / ms, gflops: flops / (ms / 1000) / 1e9, matmul_gflops: gflopsOfMatmul() };
+    results[`embedtune_${kernel}`] = { ms_per_step: ms, steps_per_s: 1000 / ms, gflops: flops / (ms / 1000) / 1e9, matmul_gflops: gflopsOfMatmul(), ...(kernel === "mlas" ? { engine_buffers_mb: engineMb } : {}), peak_rss_mb: process.resourceUsage().maxRSS / 1024 };
   }
   setGemmBackend(null);
   try {
-    const out = execFileSync(python, [path.join(here, "torch_engine.py"), dir, "--threads", String(threads), "--steps", String(steps)], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+    const env = { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
+    const out = execFileSync(python, [path.join(here, "torch_engine.py"), dir, "--threads", String(threads), "--steps", String(steps)], { encoding: "utf8", env, stdio: ["ignore", "pipe", "inherit"] });
     results.pytorch = JSON.parse(out.trim().split("\n").pop()!);
   } catch (err) {
     results.pytorch = { error: `${python} bench/torch_engine.py failed: ${(err as Error).message.split("\n")[0]} (apt-get install python3-torch)` };

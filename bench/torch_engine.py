@@ -15,15 +15,21 @@ plain float32 matrix multiply's GFLOP/s.
 """
 import argparse
 import json
-import math
 import os
 import re
 import statistics
 import struct
+import sys
 import time
 
-import numpy as np
-import torch
+# The same threads everywhere: torch's intra-op pool and the BLAS's own pool (OpenBLAS threads
+# on its own unless told), set before the libraries load.
+_threads = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv else "1"
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = _threads
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 
 def read_safetensors(path):

@@ -37,6 +37,10 @@ export async function loadEngineModel(spec: string, options: ResolveOptions, pre
 
 export function engineFromFolder(folder: ModelFolder, precision: Precision = 32): LoadedEngineModel {
   const config = bertConfigOf(folder);
+  if (folder.dense.length > 0) {
+    throw new EmbedtuneError("INVALID_FILE", "the model has sentence-transformers Dense modules after pooling, which the training engine does not implement", { file: folder.dir },
+      "train an output-space adapter (--adapter-kind output) on this model instead");
+  }
   const weights = bertWeightsFromOnnx(folder.onnxBytes, bertLinearNames(config), folder.onnxFile);
   const model = createBertModel(config, weights.tensors, {
     pooling: folder.pooling, maxTokens: folder.maxLength, precision, activation: String(folder.config.hidden_act ?? "gelu"),
