@@ -46,7 +46,7 @@ export async function endToEnd(quick: boolean, log: (s: string) => void): Promis
   const data = quick ? path.join(repoRoot, "data/debian-train.jsonl") : full;
   const env = { ...process.env, EMBEDTUNE_CACHE_DIR: path.join(work, "cache") };
   const args = [CLI, "train", "--data", data, "--eval", path.join(repoRoot, "data/debian-eval.jsonl"), "--epochs", "3", "--out", path.join(work, "adapter"), "--overwrite", "--json"];
-  log(`  cold cache: ${path.relative(repoRoot, data) || data} ...`);
+  log(`  cold cache: ${path.basename(data)} ...`);
   const cold = cliRun(await runChild("node", args, { env, measure: true }), "embedtune train (cold cache)");
   log(`  warm cache ...`);
   const warm = cliRun(await runChild("node", args, { env, measure: true }), "embedtune train (warm cache)");
