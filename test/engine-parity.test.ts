@@ -19,6 +19,9 @@ import { HfEncoder } from "../src/encoder/hf/index.js";
 import { OnnxSession } from "../src/encoder/runtime.js";
 import { createSyncGemm } from "../src/encoder/sync-gemm.js";
 import { setGemmBackend } from "../src/engine/kernels.js";
+import { initWeightLora } from "../src/engine/lora.js";
+import { MergedSession } from "../src/engine/merged-encoder.js";
+import { Rng } from "../src/util/rng.js";
 import { buildUseLiteGraph } from "../src/encoder/use-lite/graph.js";
 import { UseLiteEncoder } from "../src/encoder/use-lite/index.js";
 import { loadUseLiteFiles } from "../src/encoder/use-lite/weights.js";
@@ -150,5 +153,49 @@ describe("engine forward = onnxruntime on USE-Lite", () => {
     // fused graph: 1.0e-4; unoptimised: 7.7e-5), so engine vs onnxruntime gets twice that.
     expect(hiddenDiff).toBeLessThanOrEqual(2e-4);
     expect(cos).toBeGreaterThanOrEqual(0.99999);
+  });
+});
+
+describe("BERT exports that name MatMul weights anonymously (torch.onnx / optimum style)", () => {
+  it("finds every linear weight through the graph, runs the same forward, and merges into the right initializers", async () => {
+    const dir = path.join(tempDir(), "tiny-bert");
+    writeTinyBert(dir, { seed: 5 });
+    const folder = await readModelFolder(dir);
+    const named = engineFromFolder(folder);
+    // Rename every linear weight initializer to onnx::MatMul_<n>, in the initializer list and the nodes.
+    const model = onnx.ModelProto.decode(folder.onnxBytes);
+    const renames = new Map<string, string>();
+    for (const t of model.graph!.initializer!) {
+      if (/^encoder\.layer\.\d+\..*\.(query|key|value|dense)\.weight$/.test(t.name!)) {
+        renames.set(t.name!, `onnx::MatMul_${1000 + renames.size}`);
+        t.name = renames.get(t.name!)!;
+      }
+    }
+    for (const n of model.graph!.node!) n.input = n.input!.map((i) => renames.get(i) ?? i);
+    expect(renames.size).toBe(12);
+    const bytes = onnx.ModelProto.encode(model).finish();
+    const anonymous = engineFromFolder({ ...folder, onnxBytes: bytes });
+    if (anonymous.source.arch !== "bert") throw new Error("expected BERT");
+    expect(anonymous.source.weights.initializerOf.get("encoder.layer.1.output.dense.weight")).toMatch(/^onnx::MatMul_/);
+    const tokens = texts.slice(0, 6).map((t) => [2, ...[...t.toLowerCase()].slice(0, 20).map((c) => 5 + (c.charCodeAt(0) % 60)), 3]);
+    const batch = packBatch(tokens);
+    const run = (m: typeof named) => {
+      const e = new Engine(m.model, null, { maxT: batch.T, maxN: batch.N });
+      const z = new Float32Array(batch.N * m.model.dim);
+      e.forward(z, batch);
+      return z;
+    };
+    expect(run(anonymous)).toEqual(run(named));
+    // The merged model of the anonymous export equals the engine with the same LoRA pairs.
+    const lora = initWeightLora(anonymous.model, { r: 2, loraAlpha: 4, dropout: 0, targets: ["all-linear"], topLayers: 0 }, Rng.seeded(2));
+    for (const m of lora.modules) m.pair.B.fill(0.05);
+    const engine = new Engine(anonymous.model, lora, { maxT: batch.T, maxN: batch.N });
+    const want = new Float32Array(batch.N * 32);
+    engine.forward(want, batch);
+    const merged = await MergedSession.create(anonymous.source, lora, 32);
+    const got = await merged.encodeTokens(tokens);
+    await merged.close();
+    expect(minCosine(got, want, batch.N, 32)).toBeGreaterThanOrEqual(0.99999);
+    expect(minCosine(got, run(anonymous), batch.N, 32)).toBeLessThan(0.9999); // the pairs do change the vectors
   });
 });
