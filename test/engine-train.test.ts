@@ -58,6 +58,19 @@ describe("--adapter-kind weights on the tiny BERT", () => {
     expect(modules).toEqual(["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"].map((s) => `encoder.layer.1.${s.startsWith("attention.output") || s.startsWith("intermediate") || s === "output.dense" ? s : `attention.self.${s}`}`));
   });
 
+  it("query-only: documents keep the base encoder's vectors, queries go through the adapter", async () => {
+    const out = path.join(work, "query-only");
+    const result = await train({ ...base, eval: undefined, applyTo: "query", out }); // no eval: the last step's adapter is saved
+    expect(result.history.every((h) => Number.isFinite(h.loss))).toBe(true);
+    const adapted = await Encoder.load({ adapter: out, cacheDir, offline: true });
+    const plain = await Encoder.load({ model: modelDir, cacheDir, offline: true });
+    const docs = ["text editor for programmers", "library to parse XML files"];
+    expect(await adapted.encodeDocuments(docs)).toEqual(await plain.encodeDocuments(docs));
+    expect(await adapted.encodeQueries(docs)).not.toEqual(await plain.encodeQueries(docs));
+    await adapted.close();
+    await plain.close();
+  });
+
   it("CLI: --adapter-kind weights --lora-targets --lora-layers --lora-dropout, then export --format peft", async () => {
     const out = path.join(work, "cli-adapter");
     const run = await runCli(["train", "--data", trainFile, "--eval", evalFile, "--model", modelDir, "--adapter-kind", "weights", "--lora-targets", "query,value,output.dense", "--lora-layers", "1", "--lora-dropout", "0.1", "--epochs", "1", "--batch-size", "16", "--cache-dir", cacheDir, "--offline", "--out", out, "--json"]);

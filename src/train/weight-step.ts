@@ -72,6 +72,7 @@ export class WeightLoraStep {
   private z = new Float32Array(0); // (C·B, D) outputs of the adapted texts
   private dz = new Float32Array(0);
   private start = new Float32Array(0); // (T, startWidth)
+  private discard = new Float32Array(0); // (B, D) CoSENT's gradient for a side that is not adapted
   private readonly sides: Array<{ ids: Int32Array; adapted: boolean }>;
   private readonly base: { z: Float32Array; norms: Float32Array };
   private readonly infoNce: InfoNceWork | null;
@@ -140,7 +141,8 @@ export class WeightLoraStep {
       loss = infoNceForwardBackward(dzOf[0]!, dzOf[1], dzOf[2] ?? null, zOf[0], zOf[1], zOf[2] ?? null, B, D, this.options.scale, this.infoNce!);
     } else {
       for (let b = 0; b < B; b++) this.scores[b] = this.data.scores[batch[b]];
-      const dz2 = dzOf[1] ?? new Float32Array(B * D); // CoSENT writes both; the base side's is discarded
+      if (this.discard.length < B * D) this.discard = new Float32Array(B * D);
+      const dz2 = dzOf[1] ?? this.discard; // CoSENT writes both; the base side's is discarded
       loss = cosentForwardBackward(dzOf[0]!, dz2, zOf[0], zOf[1], this.scores, B, D, this.options.scale, this.cosent!);
     }
 
