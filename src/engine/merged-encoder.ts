@@ -13,6 +13,7 @@ import { createHash } from "node:crypto";
 import { lengthBuckets, padBatch } from "../encoder/batching.js";
 import { encodeWithCache } from "../encoder/cached.js";
 import { defaultCacheRoot } from "../io/vector-cache.js";
+import { isOffline } from "../encoder/hf/hub.js";
 import { poolInto } from "../encoder/hf/pooling.js";
 import { OnnxSession } from "../encoder/runtime.js";
 import type { EncodeOptions, FrozenEncoder, ModelIdentity } from "../encoder/types.js";
@@ -85,7 +86,7 @@ export class WeightAdapterEncoder implements FrozenEncoder {
     if (!("tokenize" in base) || typeof (base as Tokenizing).tokenize !== "function") {
       throw new EmbedtuneError("INVALID_ADAPTER", `encoder ${base.identity.name} cannot run a weight-space adapter`);
     }
-    const { model: engineModel, source } = await loadEngineModel(model, { offline: options.offline ?? false, cacheRoot: options.cacheRoot });
+    const { model: engineModel, source } = await loadEngineModel(model, { offline: isOffline(options.offline), cacheRoot: options.cacheRoot });
     const sourceSha = source.arch === "bert" ? source.folder.onnxSha256 : source.files.sha256;
     if (sourceSha !== base.identity.sha256) throw new EmbedtuneError("INVALID_ADAPTER", `the engine read other weights (sha256 ${sourceSha.slice(0, 12)}) than the encoder (${base.identity.sha256.slice(0, 12)})`);
     const lora = bindWeightAdapter(engineModel, adapter, where);
