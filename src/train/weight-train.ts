@@ -38,6 +38,9 @@ import type { Evaluation } from "./validation.js";
 import type { BaseVectors } from "./vectors.js";
 import { WeightLoraStep } from "./weight-step.js";
 
+/** The GEMM backend, created once per process (four one-node onnxruntime sessions). */
+let gemm: ReturnType<typeof createSyncGemm> | null = null;
+
 /** What train.ts has prepared when it hands over: data read, checked and indexed, base vectors encoded. */
 export interface WeightTrainInput {
   config: TrainConfig;
@@ -69,7 +72,7 @@ export async function trainWeightAdapter(input: WeightTrainInput, emit: (e: Trai
   const sha = source.arch === "bert" ? source.folder.onnxSha256 : source.files.sha256;
   if (sha !== base.model.sha256) throw new EmbedtuneError("INVALID_FILE", `the engine read other weights (sha256 ${sha.slice(0, 12)}) than the frozen encoder (${base.model.sha256.slice(0, 12)})`);
   const tokens = await tokenizeAll(config, table.texts());
-  setGemmBackend(await createSyncGemm(1)); // onnxruntime's GEMM for the large products; JavaScript kernels when unavailable
+  setGemmBackend(await (gemm ??= createSyncGemm(1))); // onnxruntime's GEMM for the large products; JavaScript kernels when unavailable
 
   const rng = Rng.seeded(config.seed);
   const lora = initWeightLora(model, { r: config.r, loraAlpha: config.loraAlpha, dropout: config.loraDropout, targets: config.loraTargets, topLayers: config.loraLayers }, rng);
