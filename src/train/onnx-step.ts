@@ -112,10 +112,11 @@ export class OnnxInfoNceStep implements TrainStep {
 
   async run(batch: readonly number[], lr: number): Promise<StepResult> {
     const loss = await this.gradients(batch);
-    const { totalNorm } = clipGradNorm([this.dA, this.dB], this.maxGradNorm);
-    if (!Number.isFinite(loss) || !Number.isFinite(totalNorm)) return { loss, gradNorm: totalNorm, skipped: true };
-    this.optimizer.step([this.dA, this.dB], lr);
-    return { loss, gradNorm: totalNorm, skipped: false };
+    if (!Number.isFinite(loss)) return { loss, gradNorm: clipGradNorm([this.dA, this.dB], Infinity).totalNorm, skipped: true };
+    // Clip the global norm, then AdamW (skipped when the norm is not finite), in one pass
+    // through the optimiser's SIMD memory.
+    const { totalNorm } = this.optimizer.clipAndStep([this.dA, this.dB], this.maxGradNorm, lr);
+    return { loss, gradNorm: totalNorm, skipped: !Number.isFinite(totalNorm) };
   }
 
   async close(): Promise<void> {
