@@ -134,6 +134,8 @@ if (wants("train")) {
       });
     }
   }
+  const anyRun = Object.values(train)[0] as { torch_version?: string; torch_blas?: string[] } | undefined;
+  if (anyRun?.torch_blas) note(`PyTorch ${anyRun.torch_version} ran with ${anyRun.torch_blas.map((f) => path.basename(f)).join(", ")}`);
   results.train = { batch: B, rank: R, lora_alpha: alpha, pairs: N, steps_per_epoch: N / B, lr: 1e-3, rounds, runs: train };
 }
 
