@@ -10,44 +10,27 @@ export interface Evaluation {
 }
 
 /**
- * Validation during training: evaluates the adapter on the eval set, keeps a copy of the
- * weights at the best value of the primary metric (ndcg@10 for retrieval, spearman_cosine for
- * similarity), and says when `patience` evaluations in a row have brought no gain. The base
- * encoder (step 0, lora_B = 0) is the first candidate: if training never beats it, the best
- * adapter is the untouched one, which returns the base vectors.
+ * The bookkeeping every validator shares: the evaluations so far, which one is best by the
+ * primary metric (a non-finite value never wins; ties keep the earlier), and how many in a
+ * row have brought no gain (for --patience). Subclasses evaluate and keep the weights.
  */
-export class Validator {
+export abstract class BestKeeper {
   readonly history: Evaluation[] = [];
   primary = "";
-  private bestIndex = -1;
-  private readonly bestA: Float32Array;
-  private readonly bestB: Float32Array;
-  private sinceBest = 0;
+  protected bestIndex = -1;
+  protected sinceBest = 0;
 
-  constructor(
-    private readonly data: IndexedEvalData,
-    private readonly vectors: Float32Array,
-    private readonly D: number,
-    private readonly applyTo: ApplyTo,
-    private readonly patience: number, // 0 = never stop early
-    lora: OutputLora,
-  ) {
-    this.bestA = new Float32Array(lora.A.length);
-    this.bestB = new Float32Array(lora.B.length);
-  }
+  constructor(protected readonly patience: number) {} // 0 = never stop early
 
-  /** Evaluates `lora` (at step 0: the base encoder) and keeps it if it is the best so far. */
-  run(step: number, epoch: number, lora: OutputLora): Evaluation {
-    const result = evaluate(this.data, this.vectors, this.D, step === 0 ? null : lora, this.applyTo);
-    this.primary = result.primary;
-    const evaluation = { step, epoch, metrics: result.metrics };
+  /** Records an evaluation; calls `keep` when it is the best so far. */
+  protected record(evaluation: Evaluation, primary: string, keep: () => void): Evaluation {
+    this.primary = primary;
     this.history.push(evaluation);
-    const value = result.metrics[result.primary];
-    const best = this.best?.metrics[result.primary];
+    const value = evaluation.metrics[primary];
+    const best = this.best?.metrics[primary];
     if (this.bestIndex < 0 || (Number.isFinite(value) && !(Number.isFinite(best) && value <= (best as number)))) {
       this.bestIndex = this.history.length - 1;
-      this.bestA.set(lora.A);
-      this.bestB.set(step === 0 ? new Float32Array(lora.B.length) : lora.B);
+      keep();
       this.sinceBest = 0;
     } else {
       this.sinceBest++;
@@ -66,6 +49,40 @@ export class Validator {
   /** True when the last `patience` evaluations brought no gain over the best. */
   get exhausted(): boolean {
     return this.patience > 0 && this.sinceBest >= this.patience;
+  }
+}
+
+/**
+ * Validation during training: evaluates the adapter on the eval set, keeps a copy of the
+ * weights at the best value of the primary metric (ndcg@10 for retrieval, spearman_cosine for
+ * similarity), and says when `patience` evaluations in a row have brought no gain. The base
+ * encoder (step 0, lora_B = 0) is the first candidate: if training never beats it, the best
+ * adapter is the untouched one, which returns the base vectors.
+ */
+export class Validator extends BestKeeper {
+  private readonly bestA: Float32Array;
+  private readonly bestB: Float32Array;
+
+  constructor(
+    private readonly data: IndexedEvalData,
+    private readonly vectors: Float32Array,
+    private readonly D: number,
+    private readonly applyTo: ApplyTo,
+    patience: number, // 0 = never stop early
+    lora: OutputLora,
+  ) {
+    super(patience);
+    this.bestA = new Float32Array(lora.A.length);
+    this.bestB = new Float32Array(lora.B.length);
+  }
+
+  /** Evaluates `lora` (at step 0: the base encoder) and keeps it if it is the best so far. */
+  run(step: number, epoch: number, lora: OutputLora): Evaluation {
+    const result = evaluate(this.data, this.vectors, this.D, step === 0 ? null : lora, this.applyTo);
+    return this.record({ step, epoch, metrics: result.metrics }, result.primary, () => {
+      this.bestA.set(lora.A);
+      this.bestB.set(step === 0 ? new Float32Array(lora.B.length) : lora.B);
+    });
   }
 
   /** Everything needed to continue validating after a resume (see checkpoint.ts). */

@@ -34,7 +34,7 @@ import { Rng } from "../util/rng.js";
 import { VERSION } from "../version.js";
 import { evaluate } from "./evaluate.js";
 import type { TrainEvent, TrainResult } from "./train.js";
-import type { Evaluation } from "./validation.js";
+import { BestKeeper, type Evaluation } from "./validation.js";
 import type { BaseVectors } from "./vectors.js";
 import { WeightLoraStep } from "./weight-step.js";
 
@@ -178,12 +178,8 @@ function trainingRecord(config: TrainConfig, extra: Record<string, unknown>): Re
  * the base encoder; the best evaluation's weights are kept; `patience` evaluations in a row
  * without a gain say stop. Eval texts are encoded by the merged model on onnxruntime.
  */
-class WeightValidator {
-  readonly history: Evaluation[] = [];
-  primary = "";
-  private bestIndex = -1;
+class WeightValidator extends BestKeeper {
   private readonly best_: Float32Array[];
-  private sinceBest = 0;
   private readonly ids: number[]; // text ids the adapter applies to in evaluation
   private readonly adapted: Float32Array; // (T, D): rows at `ids` hold the adapted vectors
 
@@ -192,12 +188,13 @@ class WeightValidator {
     private readonly vectors: Float32Array,
     private readonly D: number,
     private readonly applyTo: ApplyTo,
-    private readonly patience: number,
+    patience: number,
     private readonly params: Float32Array[],
     private readonly source: Parameters<typeof MergedSession.create>[0],
     private readonly lora: WeightLora,
     private readonly tokens: readonly Int32Array[],
   ) {
+    super(patience);
     this.best_ = params.map((p) => p.slice());
     const sides = evalSides(data);
     this.ids = [...new Set([...sides.queries, ...(applyTo === "both" ? sides.documents : [])])];
@@ -217,32 +214,10 @@ class WeightValidator {
       map = { vectors: this.adapted };
     }
     const result = evaluate(this.data, this.vectors, this.D, map, this.applyTo);
-    this.primary = result.primary;
-    const evaluation = { step, epoch, metrics: result.metrics };
-    this.history.push(evaluation);
-    const value = result.metrics[result.primary];
-    const best = this.best?.metrics[result.primary];
-    if (this.bestIndex < 0 || (Number.isFinite(value) && !(Number.isFinite(best) && value <= (best as number)))) {
-      this.bestIndex = this.history.length - 1;
+    return this.record({ step, epoch, metrics: result.metrics }, result.primary, () => {
       // Step 0 is the base encoder: lora_B = 0 there.
       this.params.forEach((p, i) => (step === 0 && i % 2 === 1 ? this.best_[i].fill(0) : this.best_[i].set(p)));
-      this.sinceBest = 0;
-    } else {
-      this.sinceBest++;
-    }
-    return evaluation;
-  }
-
-  get best(): Evaluation | undefined {
-    return this.history[this.bestIndex];
-  }
-
-  get last(): Evaluation | undefined {
-    return this.history[this.history.length - 1];
-  }
-
-  get exhausted(): boolean {
-    return this.patience > 0 && this.sinceBest >= this.patience;
+    });
   }
 
   restoreBest(): void {
