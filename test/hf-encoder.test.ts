@@ -18,7 +18,9 @@ import { initOutputLora } from "../src/lora/output-adapter.js";
 import { Rng } from "../src/util/rng.js";
 import { encodeWithCache } from "../src/encoder/cached.js";
 import { GraphBuilder, FLOAT, INT64 } from "../src/encoder/onnx-graph.js";
-import { HfEncoder } from "../src/encoder/hf/index.js";
+import { HfEncoder, makeTokenizer } from "../src/encoder/hf/index.js";
+import { readModelFolder } from "../src/encoder/hf/folder.js";
+import { prefixTokenizable, TruncatingTokenizer } from "../src/encoder/hf/truncate.js";
 import { knownPrefixes } from "../src/encoder/hf/prefixes.js";
 import { resolveModel } from "../src/encoder/hf/hub.js";
 import { lastJson, readJsonl, repoRoot, runCli, tempDir } from "./helpers.js";
@@ -82,6 +84,38 @@ describe("HfEncoder on a tiny BERT folder", () => {
     const vectors = await encoder.encode(long);
     expect(vectors.every(Number.isFinite)).toBe(true);
     await encoder.close();
+  });
+
+  it("tokenises only a long text's prefix, with the same ids as cutting the whole text's", async () => {
+    const encoder = await load(tiny);
+    const tokenizer = makeTokenizer(await readModelFolder(tiny));
+    const whole = new TruncatingTokenizer((t) => tokenizer.encode(t), 48, false);
+    const edges = [
+      `${"word ".repeat(60)}end`, `a  b\t\tc \n d ${"x".repeat(400)} tail`, `${"ünïcödé  漢字 ".repeat(30)}`,
+      ` ${"lead ".repeat(80)}`, `${"y".repeat(500)} z`, `${"many   spaces ".repeat(40)}`, `${"[SEP] [MASK] ".repeat(40)}`,
+    ];
+    let read = 0; // characters the prefix path hands the tokenizer: the shortcut must be taken
+    const prefix = new TruncatingTokenizer((t) => ((read += t.length), tokenizer.encode(t)), 48, true);
+    const all = [...long, ...debian.slice(10, 60).map((p) => p.positive), ...edges];
+    let cut = 0;
+    for (const text of all) {
+      const want = whole.tokenize(text);
+      expect(encoder.tokenize(text)).toEqual(want.ids);
+      expect(prefix.tokenize(text)).toEqual(want);
+      if (want.truncated) cut++;
+    }
+    expect(cut).toBeGreaterThan(50);
+    expect(encoder.truncated).toBe(cut);
+    expect(read).toBeLessThan(0.75 * all.reduce((n, t) => n + t.length, 0)); // 60% here, with the edge cases read whole
+    await encoder.close();
+    // Only tokenizers that end words at spaces before anything looks across them qualify.
+    const bert = JSON.parse(readFileSync(path.join(tiny, "tokenizer.json"), "utf8"));
+    expect(prefixTokenizable(bert)).toBe(true);
+    expect(prefixTokenizable({ ...bert, pre_tokenizer: { type: "Metaspace", replacement: "▁" } })).toBe(false);
+    expect(prefixTokenizable({ ...bert, pre_tokenizer: { type: "Sequence", pretokenizers: [{ type: "Punctuation" }] } })).toBe(false);
+    expect(prefixTokenizable({ ...bert, pre_tokenizer: { type: "Sequence", pretokenizers: [{ type: "WhitespaceSplit" }, { type: "Digits" }] }, normalizer: null })).toBe(true);
+    expect(prefixTokenizable({ ...bert, pre_tokenizer: { type: "ByteLevel", use_regex: true } })).toBe(false);
+    expect(prefixTokenizable({ ...bert, normalizer: { type: "Sequence", normalizers: [{ type: "NFC" }, { type: "Replace" }] } })).toBe(false);
   });
 
   it("pools with the CLS token when 1_Pooling/config.json says so", async () => {

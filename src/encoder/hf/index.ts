@@ -8,6 +8,7 @@ import { readModelFolder, type DenseLayer, type ModelFolder, type Pooling } from
 import { resolveModel, type ResolveOptions } from "./hub.js";
 import { knownPrefixes, type Prefixes } from "./prefixes.js";
 import { poolInto } from "./pooling.js";
+import { prefixTokenizable, TruncatingTokenizer } from "./truncate.js";
 
 /** Outputs we can pool, in order of preference. */
 const TOKEN_OUTPUTS = ["last_hidden_state", "token_embeddings"];
@@ -31,7 +32,7 @@ export class HfEncoder implements FrozenEncoder {
     private readonly hidden: number,
     readonly maxLength: number,
     readonly defaultPrefixes: Prefixes,
-    private readonly tokenizer: PreTrainedTokenizer,
+    private readonly tokenizer: TruncatingTokenizer,
     private readonly session: OnnxSession,
     private readonly output: string,
     private readonly needsTokenTypes: boolean,
@@ -45,20 +46,18 @@ export class HfEncoder implements FrozenEncoder {
       const { output, needsTokenTypes } = checkEncoderGraph(session, folder);
       const dim = hiddenSize(folder);
       const identity: ModelIdentity = { name: resolved.id, source: resolved.source, sha256: folder.onnxSha256, revision: resolved.revision };
-      return new HfEncoder(identity, folder.dense.length > 0 ? folder.dense[folder.dense.length - 1].outFeatures : dim, folder.pooling, folder.dense, dim, folder.maxLength, prefixesOf(folder, resolved.id), makeTokenizer(folder), session, output, needsTokenTypes);
+      return new HfEncoder(identity, folder.dense.length > 0 ? folder.dense[folder.dense.length - 1].outFeatures : dim, folder.pooling, folder.dense, dim, folder.maxLength, prefixesOf(folder, resolved.id), truncatingTokenizer(folder), session, output, needsTokenTypes);
     } catch (err) {
       await session.close();
       throw err;
     }
   }
 
-  /** Token ids with special tokens, cut to the model's maximum. */
+  /** Token ids with special tokens, cut to the model's maximum (the end token stays last). */
   tokenize(text: string): number[] {
-    const ids = this.tokenizer.encode(text.length > MAX_TEXT_CHARS ? text.slice(0, MAX_TEXT_CHARS) : text);
-    if (ids.length <= this.maxLength) return ids;
-    this.truncated++;
-    const last = ids[ids.length - 1]; // the end token ([SEP] / </s>) stays last
-    return [...ids.slice(0, this.maxLength - 1), last];
+    const { ids, truncated } = this.tokenizer.tokenize(text.length > MAX_TEXT_CHARS ? text.slice(0, MAX_TEXT_CHARS) : text);
+    if (truncated) this.truncated++;
+    return ids;
   }
 
   async encode(texts: readonly string[], options: EncodeOptions = {}): Promise<Float32Array> {
@@ -124,8 +123,13 @@ function hiddenSize(folder: ModelFolder): number {
   return h;
 }
 
+function truncatingTokenizer(folder: ModelFolder): TruncatingTokenizer {
+  const tokenizer = makeTokenizer(folder);
+  return new TruncatingTokenizer((text) => tokenizer.encode(text), folder.maxLength, prefixTokenizable(folder.tokenizerJson));
+}
+
 /** transformers.js' tokenizer class for the folder's tokenizer_config.json (as AutoTokenizer picks it). */
-function makeTokenizer(folder: ModelFolder): PreTrainedTokenizer {
+export function makeTokenizer(folder: ModelFolder): PreTrainedTokenizer {
   const name = String(folder.tokenizerConfig.tokenizer_class ?? "PreTrainedTokenizer").replace(/Fast$/, "");
   const mapping = (AutoTokenizer as unknown as { TOKENIZER_CLASS_MAPPING: Record<string, new (json: unknown, config: unknown) => PreTrainedTokenizer> }).TOKENIZER_CLASS_MAPPING;
   const Tokenizer = mapping[name] ?? mapping.PreTrainedTokenizer;
