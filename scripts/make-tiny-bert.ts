@@ -26,10 +26,15 @@ export interface TinyBertOptions {
   layers?: number;
   maxLength?: number; // model_max_length: small, so truncation is exercised
   words?: number;
+  // The rest default to the tiny shape; set them for a real model's shape with random weights
+  // (the benchmark's all-MiniLM-L6-v2 stand-in: 12 heads, intermediate 1536, 512 positions).
+  heads?: number;
+  intermediate?: number; // default 2 * hidden
+  maxPositions?: number; // max_position_embeddings, >= maxLength
 }
 
 export function writeTinyBert(dir: string, options: TinyBertOptions = {}): BertConfig {
-  const { seed = 7, hidden = 32, layers = 2, maxLength = 48, words = 600 } = options;
+  const { seed = 7, hidden = 32, layers = 2, maxLength = 48, words = 600, heads = 4, intermediate = hidden * 2, maxPositions = 64 } = options;
   const vocab = buildVocab(words);
   const config: BertConfig & Record<string, unknown> = {
     architectures: ["BertModel"],
@@ -37,9 +42,9 @@ export function writeTinyBert(dir: string, options: TinyBertOptions = {}): BertC
     vocab_size: vocab.length,
     hidden_size: hidden,
     num_hidden_layers: layers,
-    num_attention_heads: 4,
-    intermediate_size: hidden * 2,
-    max_position_embeddings: 64,
+    num_attention_heads: heads,
+    intermediate_size: intermediate,
+    max_position_embeddings: maxPositions,
     type_vocab_size: 2,
     layer_norm_eps: 1e-12,
     hidden_act: "gelu",
