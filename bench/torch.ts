@@ -62,7 +62,7 @@ export interface TorchRun {
   threads: number;
   blas: string[];
   config: string;
-  variants: Record<"autograd" | "manual", TorchVariant>;
+  variants: Record<"autograd" | "manual" | "factored", TorchVariant>;
 }
 
 /** One run of bench/torch_adapter.py on the inputs in `dir`. */

@@ -8,9 +8,11 @@ and initial weights, on the CPU with a fixed thread count:
     loss = (CE over rows of S + CE over columns of S) / 2    (symmetric InfoNCE)
     clip_grad_norm_(max_norm), AdamW (torch.optim.AdamW), constant lr
 
-Two variants, both timed; the driver compares against the faster:
+Three variants, all timed; the driver compares against the fastest:
   autograd  the loss written in torch, gradients by loss.backward() (what a user writes)
-  manual    the same hand-derived backward as embedtune (no autograd graph)
+  manual    the direct hand-derived backward (forms h, then dH = G Hc, ...; no autograd)
+  factored  embedtune's own order (src/train/step-graph.ts): the raw Gram xa·xc plus rank-R
+            terms through M = B^T B, half the arithmetic of the direct form
 
 Input: --dir holding anchors.npy, positives.npy (N, D) float32, A0.npy (R, D) float32 and
 batches.npy (steps, B) int32 (pair indices of each step). Output: one JSON line on stdout.
@@ -48,7 +50,7 @@ def main():
     ap.add_argument("--max-norm", type=float, default=1.0)
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--variants", default="autograd,manual")
+    ap.add_argument("--variants", default="autograd,manual,factored")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -60,7 +62,7 @@ def main():
     s = args.alpha / R
     results = {}
     for variant in args.variants.split(","):
-        step = {"autograd": autograd_step, "manual": manual_step}[variant]
+        step = {"autograd": autograd_step, "manual": manual_step, "factored": factored_step}[variant]
         A = A0.clone().requires_grad_(variant == "autograd")
         B = torch.zeros(D, R, requires_grad=variant == "autograd")
         opt = torch.optim.AdamW([A, B], lr=args.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
@@ -133,6 +135,56 @@ def manual_step(xa, xp, A, B, s, scale, max_norm, opt):
     dH = (dZ - Z * (Z * dZ).sum(dim=1, keepdim=True)) / nrm
     B.grad = s * dH.t() @ U  # (D, R)
     A.grad = (s * dH @ B).t() @ X  # (R, D)
+    torch.nn.utils.clip_grad_norm_([A, B], max_norm)
+    opt.step()
+    return loss.item()
+
+
+def factored_step(xa, xp, A, B, s, scale, max_norm, opt):
+    """The factored forward/backward of src/train/step-graph.ts, in torch ops: no h is formed.
+
+    u = A x, w = B^T x, M = B^T B, v = w + s M u;  ha.hp = xa.xp + s (va.up + ua.wp),
+    |h|^2 = |x|^2 + s u.(w + v); gradients flow to (u, w) of each row and to M.
+    """
+    n = xa.shape[0]
+    R = A.shape[0]
+    AB = torch.cat([A, B.t()])  # (2R, D)
+    M = B.t() @ B  # (R, R)
+    uwa, uwp = xa @ AB.t(), xp @ AB.t()  # (n, 2R)
+    ua, wa = uwa[:, :R], uwa[:, R:]
+    up, wp = uwp[:, :R], uwp[:, R:]
+    va = torch.addmm(wa, ua, M, alpha=s)
+    vp = torch.addmm(wp, up, M, alpha=s)
+    qa = ((xa * xa).sum(1) + s * (ua * (wa + va)).sum(1)).clamp_min(1e-24).rsqrt()
+    qp = ((xp * xp).sum(1) + s * (up * (wp + vp)).sum(1)).clamp_min(1e-24).rsqrt()
+    Fa, Fp = torch.cat([va, ua], 1), uwp  # (n, 2R): P = Gram + s Fa Fp^T
+    P = torch.addmm(xa @ xp.t(), Fa, Fp.t(), alpha=s)
+    S = P * qa[:, None] * (scale * qp)[None, :]
+    lsr = torch.log_softmax(S, dim=1)
+    lsc = torch.log_softmax(S, dim=0)
+    loss = -(lsr.diagonal().sum() + lsc.diagonal().sum()) / (2 * n)
+    G = (lsr.exp() + lsc.exp()) / (2 * n)
+    G.diagonal().sub_(1.0 / n)
+    GS = G * S
+    na = -0.5 * s * GS.sum(1) * qa * qa  # s dL/d|ha|^2
+    npn = -0.5 * s * GS.sum(0) * qp * qp
+    Gt = G * qa[:, None] * (scale * qp)[None, :]  # dL/dP
+    Ya = s * Gt @ Fp  # [pVa pUa]
+    Yp = s * Gt.t() @ Fa  # [pUp pWp]
+
+    def side(u, w, v, pU, pV, pW, nn):
+        nU = u * nn[:, None]
+        dV = nU if pV is None else pV + nU
+        dU = torch.addmm(pU + (w + v) * nn[:, None], dV, M, alpha=s)
+        dW = nU + dV if pW is None else pW + nU + dV
+        return torch.cat([dU, dW], 1), s * u.t() @ dV
+
+    dUWa, dMa = side(ua, wa, va, Ya[:, R:], Ya[:, :R], None, na)
+    dUWp, dMp = side(up, wp, vp, Yp[:, :R], None, Yp[:, R:], npn)
+    dAB = dUWa.t() @ xa + dUWp.t() @ xp  # (2R, D) = [dA; dB^T]
+    dM = dMa + dMp
+    A.grad = dAB[:R].contiguous()
+    B.grad = torch.addmm(dAB[R:].t(), B, dM + dM.t())
     torch.nn.utils.clip_grad_norm_([A, B], max_norm)
     opt.step()
     return loss.item()

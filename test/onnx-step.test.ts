@@ -101,6 +101,33 @@ describe.each([
   });
 });
 
+// The graph computes logits and norms in factored form (Gram + rank-R terms through
+// M = BᵀB); from B = 0 those terms start small. Here A and B are random and large, so the
+// adapter's correction s·B·A·x is as large as x itself and every factored term counts.
+describe.each([
+  ["symmetric", "both", false],
+  ["query-only", "query", false],
+  ["hard negatives", "both", true],
+] as const)("ONNX InfoNCE step far from the init (%s)", (_name, applyTo, negatives) => {
+  it("gives the reference step's loss and gradients", async () => {
+    const lora = initOutputLora(D, R, 8, Rng.seeded(9));
+    const r = Rng.seeded(10);
+    for (let e = 0; e < lora.A.length; e++) lora.A[e] = (r.uniform() - 0.5) * 0.6;
+    for (let e = 0; e < lora.B.length; e++) lora.B[e] = (r.uniform() - 0.5) * 0.6;
+    const ref = new AdapterStep(lora, new AdamW([lora.A, lora.B], { lr: 0 }), data(negatives), vectors, applyTo, 20, 1e9, 16);
+    const onnxStep = new OnnxInfoNceStep(lora, new AdamW([lora.A, lora.B], { lr: 0 }), data(negatives), vectors, applyTo, 20, 1e9, { threads: 1, spinning: true });
+    const spy = captureGradients(ref);
+    for (const batch of batches.slice(0, 3)) {
+      const loss = await onnxStep.gradients(batch);
+      const want = ref.run(batch, 0);
+      expect(Math.abs(loss - want.loss) / want.loss).toBeLessThan(2e-6);
+      expect(relDiff(onnxStep.dA, spy.dA!)).toBeLessThan(2e-5);
+      expect(relDiff(onnxStep.dB, spy.dB!)).toBeLessThan(2e-5);
+    }
+    await onnxStep.close();
+  });
+});
+
 /** The dA, dB the reference step hands to AdamW (read through its optimizer). */
 function captureGradients(step: AdapterStep): { dA?: Float32Array; dB?: Float32Array } {
   const seen: { dA?: Float32Array; dB?: Float32Array } = {};

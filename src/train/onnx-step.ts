@@ -4,7 +4,8 @@
  * Float32Arrays the graph reads as lora_A / lora_B, so the weights never leave JS memory.
  *
  * Per step the only work on the JS side is writing C·B int64 text ids into a reusable buffer;
- * the vector table (T, D) is bound once and gathered inside the graph. One session per batch
+ * the vector table (T, D) and its rows' squared norms (computed here once: the table is
+ * frozen) are bound once and gathered inside the graph. One session per batch
  * size (the last batch of an epoch may be smaller), created on first use.
  *
  * Reproducible: onnxruntime's CPU kernels with a fixed thread count give bitwise the same
@@ -74,6 +75,7 @@ export class OnnxInfoNceStep implements TrainStep {
   private readonly columns: Int32Array[];
   private readonly bound = new Map<number, Bound>();
   private readonly T: number;
+  private sqNorms: Float32Array | null = null; // (T, 1) ‖x‖² per row, made on first use
 
   constructor(
     readonly lora: OutputLora,
@@ -136,9 +138,11 @@ export class OnnxInfoNceStep implements TrainStep {
     const { dim: D, r: R } = this.lora;
     const session = await OnnxSession.create(buildInfoNceStepGraph(this.spec(B)).model, this.runtime.threads, { spinning: this.runtime.spinning });
     const rows = new BigInt64Array(this.columns.length * B);
+    this.sqNorms ??= rowSquaredNorms(this.vectors, this.T, D);
     const run = session.bind(
       {
         vectors: { type: "float32", data: this.vectors.subarray(0, this.T * D), dims: [this.T, D] },
+        sq_norms: { type: "float32", data: this.sqNorms, dims: [this.T, 1] },
         rows: { type: "int64", data: rows, dims: [rows.length] },
         lora_A: { type: "float32", data: this.lora.A, dims: [R, D] },
         lora_B: { type: "float32", data: this.lora.B, dims: [D, R] },
@@ -153,4 +157,15 @@ export class OnnxInfoNceStep implements TrainStep {
     this.bound.set(B, b);
     return b;
   }
+}
+
+/** ‖x‖² of each of the T rows of a (T, D) table, summed in float64. */
+function rowSquaredNorms(vectors: Float32Array, T: number, D: number): Float32Array {
+  const out = new Float32Array(T);
+  for (let t = 0; t < T; t++) {
+    let sum = 0;
+    for (let d = t * D, end = d + D; d < end; d++) sum += vectors[d] * vectors[d];
+    out[t] = sum;
+  }
+  return out;
 }
