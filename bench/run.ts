@@ -120,7 +120,7 @@ if (wants("train")) {
       const o = bestOf(ours)!;
       const t = bestOf(torch);
       const variant = t ? t.key.slice(t.key.lastIndexOf("/ ") + 2) : null;
-      const torchLoss = t && variant ? t.entry.run.variants[variant] : null;
+      const torchLoss = t && variant ? t.entry.run.variants[variant as keyof TorchRun["variants"]] : null;
       const ratio = t ? median(roundRatios) : NaN;
       const ratioAutograd = t ? median(roundRatiosAutograd) : NaN;
       const medians = (m: Map<string, { rates: number[] }>) => Object.fromEntries([...m].map(([k, v]) => [k, median(v.rates)]));
