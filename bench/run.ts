@@ -151,7 +151,7 @@ if (wants("train")) {
 // ---- 2. encoding vs the reference runtime -----------------------------------------------
 if (wants("encode")) {
   log("encode: USE-Lite on onnxruntime vs @energetic-ai/embeddings, short and long texts ...");
-  const args = quick ? ["--short", "300", "--long", "60", "--rounds", "2"] : ["--short", "1000", "--long", "200", "--rounds", "3"];
+  const args = quick ? ["--short", "300", "--long", "60", "--rounds", "2"] : ["--short", "1000", "--long", "200", "--rounds", "5"];
   const e = lastJson<Record<string, { ratio_median: number; ours_median: number; reference_median: number; min_cosine: number; texts: number; mean_tokens: number }>>(await tsx("encode-child.ts", args), "encode-child");
   results.encode = e;
   for (const kind of ["short", "long"] as const) {
@@ -169,7 +169,7 @@ if (wants("encode")) {
 // No real Hub model is reachable from these machines (and none ships on npm), so the second
 // model is all-MiniLM-L6-v2's shape with random weights: a real model's arithmetic per token.
 if (wants("bert")) {
-  const args = quick ? ["--short", "300", "--long", "60", "--rounds", "2"] : ["--short", "1000", "--long", "200", "--rounds", "3"];
+  const args = quick ? ["--short", "300", "--long", "60", "--rounds", "2"] : ["--short", "1000", "--long", "200", "--rounds", "5"];
   interface BertSet { texts: number; mean_tokens: number; truncated: number; reference_batch: number; ratio_median: number; ours_median: number; reference_median: number; min_cosine: number; min_cosine_truncated: number | null }
   interface BertChild { short: BertSet; long: BertSet; threads: { ours_intra_op_seen: number; reference_intra_op_seen: number } }
   const bert: Record<string, BertChild> = {};
