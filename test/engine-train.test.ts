@@ -1,19 +1,34 @@
 /**
  * --adapter-kind weights end to end on the tiny BERT: train (CLI and library), the adapter
- * folder, eval and encode through the merged model, and the cache of frozen lower layers
- * (--lora-layers) giving the very same training as recomputing them.
+ * folder and its report.html, eval and encode through the merged model, and the cache of
+ * frozen lower layers (--lora-layers) giving the very same training as recomputing them.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 
 import { writeTinyBert } from "../scripts/make-tiny-bert.js";
 import { Encoder } from "../src/embed.js";
 import { evaluateFile } from "../src/evaluate.js";
 import { readAdapter } from "../src/io/adapter-folder.js";
+import { writeFileAtomic } from "../src/io/atomic.js";
 import { train } from "../src/train/train.js";
+import { chromiumPath } from "./chromium.js";
 import { lastJson, readJsonl, repoRoot, runCli, tempDir } from "./helpers.js";
+
+// The real atomic writer, watched: the report must go through it, as the output run's does.
+vi.mock("../src/io/atomic.js", async (importOriginal) => {
+  const real = await importOriginal<typeof import("../src/io/atomic.js")>();
+  return { ...real, writeFileAtomic: vi.fn(real.writeFileAtomic) };
+});
+
+/** The page as headless Chromium parsed it (its DOM, serialised). */
+function parsedDom(file: string): string {
+  return execFileSync(chromiumPath(), ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--no-first-run", `--user-data-dir=${tempDir("embedtune-chromium-")}`, "--dump-dom", `file://${file}`], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 60_000 });
+}
 
 const work = tempDir();
 const modelDir = path.join(work, "tiny-bert");
@@ -47,6 +62,24 @@ describe("--adapter-kind weights on the tiny BERT", () => {
     const v = await encoder.encode(["text editor", "xml parser"]);
     expect(v.length).toBe(2 * 32);
     await encoder.close();
+
+    const report = path.join(out, "report.html");
+    expect(result.report).toBe(report);
+    expect(vi.mocked(writeFileAtomic).mock.calls.map(([file]) => file)).toContain(report);
+    expect(readdirSync(out).filter((f) => f.includes(".tmp-"))).toEqual([]);
+    const html = readFileSync(report, "utf8");
+    expect(html).not.toMatch(/<script|<link|<img|<iframe|\ssrc=|\shref=|url\(|@import/i);
+    const dom = parsedDom(report);
+    expect(dom.match(/<svg /g)).toHaveLength(4); // loss, eval metric, cosines before and after
+    const cell = (m: Record<string, number>) => `<td>${m["ndcg@10"].toFixed(4)}</td>`;
+    const { before, best, after } = result.metrics;
+    expect(dom).toContain(`<tr class="primary"><th>ndcg@10 (primary)</th>${cell(before!)}${cell(best!)}${cell(after!)}`);
+    expect(dom).toContain(`weights: r ${adapter.config.r}`);
+    // "After" comes from the kept encoder's vectors: unlike the base's unless step 0 was kept.
+    const gaps = [...dom.matchAll(/(Before|After): mean gap (-?[\d.]+)/g)].map((m) => m[2]);
+    expect(gaps).toHaveLength(2);
+    if (result.bestStep! > 0) expect(gaps[1]).not.toBe(gaps[0]);
+    else expect(gaps[1]).toBe(gaps[0]);
   });
 
   it("--lora-layers 1 with the lower layer cached trains exactly as without the cache", async () => {
@@ -62,6 +95,9 @@ describe("--adapter-kind weights on the tiny BERT", () => {
     const out = path.join(work, "query-only");
     const result = await train({ ...base, eval: undefined, applyTo: "query", out }); // no eval: the last step's adapter is saved
     expect(result.history.every((h) => Number.isFinite(h.loss))).toBe(true);
+    const html = readFileSync(result.report!, "utf8");
+    expect(html.match(/<svg /g)).toHaveLength(1); // the loss; no trained-encoder vectors for histograms
+    expect(html).toMatch(/Not drawn: a weight-space adapter changes the encoder, and without an eval set/);
     const adapted = await Encoder.load({ adapter: out, cacheDir, offline: true });
     const plain = await Encoder.load({ model: modelDir, cacheDir, offline: true });
     const docs = ["text editor for programmers", "library to parse XML files"];
@@ -76,6 +112,10 @@ describe("--adapter-kind weights on the tiny BERT", () => {
     const run = await runCli(["train", "--data", trainFile, "--eval", evalFile, "--model", modelDir, "--adapter-kind", "weights", "--lora-targets", "query,value,output.dense", "--lora-layers", "1", "--lora-dropout", "0.1", "--epochs", "1", "--batch-size", "16", "--cache-dir", cacheDir, "--offline", "--out", out, "--json"]);
     expect(run.code, run.stderr).toBe(0);
     expect(lastJson(run.stdout).adapter).toBe(out);
+    expect(lastJson(run.stdout).report).toBe(path.join(out, "report.html"));
+    const text = await runCli(["train", "--data", trainFile, "--model", modelDir, "--adapter-kind", "weights", "--epochs", "1", "--batch-size", "16", "--cache-dir", cacheDir, "--offline", "--out", path.join(work, "cli-text")]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain(`report: ${path.join(work, "cli-text", "report.html")}`);
     const cfg = JSON.parse(readFileSync(path.join(out, "adapter_config.json"), "utf8"));
     expect(cfg).toMatchObject({ kind: "weights", lora_dropout: 0.1, target_modules: ["query", "value", "output.dense"], layers_to_transform: [1], arch: "bert" });
     const peft = path.join(work, "cli-peft");

@@ -25,6 +25,8 @@ export interface ReportInput {
   metrics: { before?: Record<string, number>; best?: Record<string, number>; after?: Record<string, number> };
   /** Cosine histograms of the base encoder (before) and with the saved adapter (after). */
   cosines?: { source: string; before: CosineSample; after: CosineSample };
+  /** Why the cosine histograms are left out, when they are (one line in their place). */
+  cosinesNote?: string;
 }
 
 const WIDE = { width: 960, height: 300 };
@@ -43,6 +45,7 @@ export function renderReport(r: ReportInput): string {
   }
   if (r.metrics.before || r.metrics.after) sections.push(`<section><h2>Metrics</h2>${metricsTable(r.metrics, r.primary, r.bestStep)}</section>`);
   if (r.cosines) sections.push(`<section><h2>Cosine similarity: positive pairs vs in-batch negatives</h2>${cosineCharts(r.cosines)}</section>`);
+  else if (r.cosinesNote) sections.push(`<section><h2>Cosine similarity: positive pairs vs in-batch negatives</h2><p class="note">${esc(r.cosinesNote)}</p></section>`);
   sections.push(`<section><h2>Run</h2><table class="kv">${r.summary.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join("")}</table></section>`);
   return `<!DOCTYPE html>
 <html lang="en">

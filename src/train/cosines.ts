@@ -1,9 +1,8 @@
 import type { IndexedEvalData } from "../data/texts.js";
 import type { ApplyTo } from "../io/adapter-folder.js";
-import type { OutputLora } from "../lora/output-adapter.js";
 import type { CosineSample } from "../report/report.js";
 import { Rng } from "../util/rng.js";
-import { embedRows } from "./evaluate.js";
+import { embedRows, type AdapterMap } from "./evaluate.js";
 
 /** Scored pairs count as positive from this normalised gold score (4 of 5 on STS-B). */
 export const SCORED_POSITIVE_FROM = 0.8;
@@ -61,8 +60,8 @@ export function planPairs(data: IndexedEvalData, what: string, batchSize: number
   return { left, right, negLeft: Int32Array.from(negLeft), negRight: Int32Array.from(negRight), source };
 }
 
-/** Cosines of the planned pairs with the base vectors (lora null) or through the adapter. */
-export function pairCosines(plan: PairPlan, vectors: Float32Array, D: number, lora: OutputLora | null, applyTo: ApplyTo): CosineSample {
+/** Cosines of the planned pairs with the base vectors (lora null) or through the adapter (any map evaluate takes). */
+export function pairCosines(plan: PairPlan, vectors: Float32Array, D: number, lora: AdapterMap | null, applyTo: ApplyTo): CosineSample {
   const rightLora = applyTo === "both" ? lora : null;
   const cos = (l: Int32Array, r: Int32Array): Float64Array => {
     const lIds = [...new Set(l)];

@@ -4,6 +4,7 @@ import type { IndexedDataset, IndexedEvalData } from "../data/texts.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { renderReport, type ReportInput } from "../report/report.js";
 import { pairCosines, planPairs } from "./cosines.js";
+import type { AdapterMap } from "./evaluate.js";
 import type { TrainResult } from "./train.js";
 
 export const REPORT_FILE = "report.html";
@@ -14,6 +15,12 @@ export interface ReportContext {
   vectors: Float32Array; // (T, D) base vectors by text id
   batchSize: number;
   loss: string;
+  /**
+   * Weight-space runs only: the saved adapter's vectors, which cannot be computed from the
+   * base vectors. `map`: the merged encoder's vectors of the eval texts (null: the base
+   * encoder was kept); `missing`: why the cosine histograms are left out.
+   */
+  weightVectors?: { map: AdapterMap | null } | { missing: string };
 }
 
 /**
@@ -30,20 +37,27 @@ export async function writeReport(result: TrainResult, ctx: ReportContext): Prom
 export function reportInput(result: TrainResult, ctx: ReportContext): ReportInput {
   const { config } = result;
   const adapter = result.adapter;
-  if ("kind" in adapter) throw new Error("report.html covers output adapters; weight-space runs have none yet");
-  const D = adapter.lora.dim;
+  const weights = "kind" in adapter;
+  const D = weights ? adapter.config.dim : adapter.lora.dim;
+  // What the saved adapter does to a text's vector: an output adapter maps the base vector;
+  // a weight-space adapter changes the encoder, so only vectors it encoded can show it.
+  const after = weights ? ctx.weightVectors ?? { missing: "no vectors from the trained encoder were given" } : { map: adapter.lora };
   const what = ctx.evalData ? "eval set" : "training data (no eval set)";
   const plan = planPairs(ctx.evalData ?? ctx.trainData, what, Math.min(ctx.batchSize, 64));
-  const cosines = plan.left.length > 0
-    ? { source: plan.source, before: pairCosines(plan, ctx.vectors, D, null, adapter.applyTo), after: pairCosines(plan, ctx.vectors, D, adapter.lora, adapter.applyTo) }
+  const cosines = plan.left.length > 0 && "map" in after
+    ? { source: plan.source, before: pairCosines(plan, ctx.vectors, D, null, adapter.applyTo), after: pairCosines(plan, ctx.vectors, D, after.map, adapter.applyTo) }
     : undefined;
+  const cosinesNote = plan.left.length > 0 && "missing" in after ? after.missing : undefined;
+  const shape = weights
+    ? `weights: r ${adapter.config.r}, lora_alpha ${adapter.config.lora_alpha}, modules ${adapter.config.target_modules.join(", ")}, layers ${adapter.config.layers_to_transform?.join(", ") ?? "all"}, dropout ${adapter.config.lora_dropout}, apply_to ${adapter.applyTo}`
+    : `r ${adapter.lora.r}, lora_alpha ${adapter.lora.loraAlpha}, dim ${D}, apply_to ${adapter.applyTo}`;
   const primary = result.primaryMetric;
   const steps = result.stoppedAt !== undefined ? `${result.stoppedAt} of ${result.totalSteps} (stopped early, patience ${config.patience})` : `${result.totalSteps}`;
   const summary: Array<[string, string]> = [
     ["training data", `${config.data}: ${result.dataInfo.train}`],
     ...(config.eval ? [["eval data", `${config.eval}: ${result.dataInfo.eval ?? ""}`] as [string, string]] : []),
     ["encoder", `${adapter.config.base_model.name} (${adapter.config.base_model.source})`],
-    ["adapter", `r ${adapter.lora.r}, lora_alpha ${adapter.lora.loraAlpha}, dim ${D}, apply_to ${adapter.applyTo}`],
+    ["adapter", shape],
     ["loss", `${ctx.loss}, scale ${config.scale}`],
     ["optimisation", `${config.epochs} epochs, batch ${ctx.batchSize}, lr ${config.lr}, weight decay ${config.weightDecay}, warm-up ${config.warmupRatio}, seed ${config.seed}`],
     ["steps", steps],
@@ -59,5 +73,6 @@ export function reportInput(result: TrainResult, ctx: ReportContext): ReportInpu
     bestStep: result.bestStep,
     metrics: result.metrics,
     cosines,
+    cosinesNote,
   };
 }

@@ -33,6 +33,7 @@ import { linearWarmupDecay } from "../optim/schedule.js";
 import { Rng } from "../util/rng.js";
 import { VERSION } from "../version.js";
 import { evaluate } from "./evaluate.js";
+import { writeReport, type ReportContext } from "./report.js";
 import type { TrainEvent, TrainResult } from "./train.js";
 import { BestKeeper, type Evaluation } from "./validation.js";
 import type { BaseVectors } from "./vectors.js";
@@ -147,11 +148,22 @@ export async function trainWeightAdapter(input: WeightTrainInput, emit: (e: Trai
     created_at: new Date().toISOString(), embedtune_version: VERSION,
   };
   const adapter: TrainedWeightAdapter = { kind: "weights", config: adapterConfig, lora, applyTo: config.applyTo };
-  if (config.out) await saveWeightAdapter(config.out, adapterConfig, lora, config.overwrite);
-  return {
+  const result: TrainResult = {
     adapter, config, metrics, primaryMetric: validator?.primary, bestStep, evaluations: validator?.history ?? [], stoppedAt, totalSteps, dataInfo: input.dataInfo,
     history, skippedSteps, texts: { distinct: table.size, encoded: base.encoded, truncated: base.truncated }, out: config.out, resumedFrom: null,
   };
+  if (config.out) {
+    await saveWeightAdapter(config.out, adapterConfig, lora, config.overwrite);
+    // The histograms' "after" needs the trained encoder's vectors: the validator holds them
+    // for the eval texts (of the kept evaluation). Without an eval set there are none, and
+    // encoding a sample of training texts through the merged model only for the report
+    // would cost another pass, so the section says why it is missing instead.
+    const weightVectors: ReportContext["weightVectors"] = validator
+      ? { map: validator.bestVectors() }
+      : { missing: "Not drawn: a weight-space adapter changes the encoder, and without an eval set no texts were encoded by the trained encoder." };
+    result.report = await writeReport(result, { trainData, evalData, vectors: base.vectors, batchSize: sampler.batchSize, loss, weightVectors });
+  }
+  return result;
 }
 
 /** Token ids of every text, as the frozen encoder cuts them (its tokenizer, its maximum length). */
@@ -182,6 +194,8 @@ class WeightValidator extends BestKeeper {
   private readonly best_: Float32Array[];
   private readonly ids: number[]; // text ids the adapter applies to in evaluation
   private readonly adapted: Float32Array; // (T, D): rows at `ids` hold the adapted vectors
+  private readonly bestRows: Float32Array; // (ids, D): the adapted vectors at the best evaluation
+  private bestIsBase = true; // step 0 is best: the base encoder's vectors, nothing adapted
 
   constructor(
     private readonly data: IndexedEvalData,
@@ -199,6 +213,7 @@ class WeightValidator extends BestKeeper {
     const sides = evalSides(data);
     this.ids = [...new Set([...sides.queries, ...(applyTo === "both" ? sides.documents : [])])];
     this.adapted = new Float32Array(vectors.length);
+    this.bestRows = new Float32Array(this.ids.length * D);
   }
 
   async run(step: number, epoch: number): Promise<Evaluation> {
@@ -217,7 +232,19 @@ class WeightValidator extends BestKeeper {
     return this.record({ step, epoch, metrics: result.metrics }, result.primary, () => {
       // Step 0 is the base encoder: lora_B = 0 there.
       this.params.forEach((p, i) => (step === 0 && i % 2 === 1 ? this.best_[i].fill(0) : this.best_[i].set(p)));
+      this.bestIsBase = step === 0;
+      if (step > 0) this.ids.forEach((t, i) => this.bestRows.set(this.adapted.subarray(t * this.D, (t + 1) * this.D), i * this.D));
     });
+  }
+
+  /**
+   * The kept adapter's vectors of the eval texts, as evaluate() takes them (null: the base
+   * encoder was kept). Reuses the evaluation buffer, so call it after the last evaluation.
+   */
+  bestVectors(): { vectors: Float32Array } | null {
+    if (this.bestIsBase) return null;
+    this.ids.forEach((t, i) => this.adapted.set(this.bestRows.subarray(i * this.D, (i + 1) * this.D), t * this.D));
+    return { vectors: this.adapted };
   }
 
   restoreBest(): void {
