@@ -10,11 +10,13 @@ import { decodeSafetensors, encodeSafetensors } from "../io/safetensors.js";
 /**
  * A training checkpoint: everything the step loop needs to continue exactly where it was.
  *
- *   <dir>/checkpoint.json          progress (steps done, skipped steps, loss history,
- *                                  evaluations), RNG and optimizer step, and a fingerprint of
- *                                  the run (settings, data, base vectors' model)
- *   <dir>/checkpoint.safetensors   lora_A, lora_B, AdamW's exp_avg / exp_avg_sq of each,
- *                                  and the best weights so far when validating
+ *   <dir>/checkpoint.json          the adapter kind, progress (steps done, skipped steps, loss
+ *                                  history, evaluations), RNG states and optimizer step, and a
+ *                                  fingerprint of the run (settings, data, base vectors' model)
+ *   <dir>/checkpoint.safetensors   every trained tensor by name (output: lora_A, lora_B;
+ *                                  weights: <module>.lora_A / .lora_B of every module), AdamW's
+ *                                  exp_avg.<name> / exp_avg_sq.<name> of each, and the
+ *                                  validator's best.* tensors when validating
  *
  * The batch plan is a pure function of the seed and the data, so the plan's position is the
  * step count. Written as one folder, atomically: a kill at any moment leaves the previous
@@ -24,14 +26,20 @@ export const CHECKPOINT_VERSION = 1;
 const STATE_FILE = "checkpoint.json";
 const TENSORS_FILE = "checkpoint.safetensors";
 
+export type CheckpointKind = "output" | "weights";
+
 export interface CheckpointState {
   version: number;
+  /** The adapter kind that wrote it; absent in checkpoints from before weight-space ones: output. */
+  kind?: CheckpointKind;
   fingerprint: string;
   step: number; // optimizer steps done (k), skipped ones included
   skippedSteps: number;
   badInARow: number;
   adamStep: number; // AdamW's t
-  rng: number[];
+  rng: number[]; // the sampler's
+  /** Further RNGs the steps draw from (weights: LoRA dropout), in the run's order. */
+  stepRngs?: number[][];
   history: Array<{ step: number; epoch: number; loss: number; lr: number }>;
   /** Validator state, when the run validates. */
   validation?: { history: Array<{ step: number; epoch: number; metrics: Record<string, number> }>; bestIndex: number; sinceBest: number; primary: string };
@@ -63,8 +71,8 @@ export async function saveCheckpoint(dir: string, checkpoint: Checkpoint): Promi
   await writeFolderAtomic(dir, { [STATE_FILE]: `${JSON.stringify(checkpoint.state)}\n`, [TENSORS_FILE]: encodeSafetensors(tensors) }, true);
 }
 
-/** The checkpoint in `dir`, or null when there is none; refuses one made by another run. */
-export async function loadCheckpoint(dir: string, fingerprint: string): Promise<Checkpoint | null> {
+/** The checkpoint in `dir`, or null when there is none; refuses one made by another run or another kind. */
+export async function loadCheckpoint(dir: string, fingerprint: string, kind: CheckpointKind): Promise<Checkpoint | null> {
   const statePath = path.join(dir, STATE_FILE);
   if (!existsSync(statePath)) return null;
   let state: CheckpointState;
@@ -75,6 +83,11 @@ export async function loadCheckpoint(dir: string, fingerprint: string): Promise<
   }
   if (state.version !== CHECKPOINT_VERSION || !Number.isSafeInteger(state.step) || state.step < 0) {
     throw new EmbedtuneError("INVALID_FILE", `not a version-${CHECKPOINT_VERSION} checkpoint`, { file: statePath }, "delete the folder to start over");
+  }
+  // Said before the fingerprint (which covers the kind too), as the likelier mistake's own words.
+  const savedKind = state.kind ?? "output";
+  if (savedKind !== kind) {
+    throw new EmbedtuneError("INVALID_ARGUMENT", `this checkpoint is of an --adapter-kind ${savedKind} run, not --adapter-kind ${kind}`, { file: statePath }, "run with the same options, or delete the folder to start over");
   }
   if (state.fingerprint !== fingerprint) {
     throw new EmbedtuneError("INVALID_ARGUMENT", "this checkpoint belongs to another run: the settings, the data or the model changed", { file: statePath }, "run with the same options, or delete the folder to start over");
@@ -87,4 +100,13 @@ export async function loadCheckpoint(dir: string, fingerprint: string): Promise<
     out.set(name, t.data);
   }
   return { state, tensors: out };
+}
+
+/** A tensor of a loaded checkpoint, which must be there with `length` values. */
+export function checkpointTensor(checkpoint: Checkpoint, dir: string, name: string, length: number): Float32Array {
+  const t = checkpoint.tensors.get(name);
+  if (!t || t.length !== length) {
+    throw new EmbedtuneError("INVALID_FILE", t ? `${name} has ${t.length} values, expected ${length}` : `tensor ${name} is missing`, { file: path.join(dir, TENSORS_FILE) }, "delete the folder to start over");
+  }
+  return t;
 }

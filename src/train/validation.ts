@@ -9,6 +9,14 @@ export interface Evaluation {
   metrics: Record<string, number>;
 }
 
+/** A validator's progress as a checkpoint stores it (checkpoint.ts). */
+export interface ValidationState {
+  history: Evaluation[];
+  bestIndex: number;
+  sinceBest: number;
+  primary: string;
+}
+
 /**
  * The bookkeeping every validator shares: the evaluations so far, which one is best by the
  * primary metric (a non-finite value never wins; ties keep the earlier), and how many in a
@@ -50,6 +58,27 @@ export abstract class BestKeeper {
   get exhausted(): boolean {
     return this.patience > 0 && this.sinceBest >= this.patience;
   }
+
+  /** Everything but the kept weights needed to continue validating after a resume. */
+  state(): ValidationState {
+    return { history: this.history.slice(), bestIndex: this.bestIndex, sinceBest: this.sinceBest, primary: this.primary };
+  }
+
+  /**
+   * The tensors a checkpoint must hold besides the state (names start with "best."): the
+   * kept weights, and whatever else the validator keeps of the best evaluation.
+   */
+  abstract checkpointTensors(): Map<string, Float32Array>;
+
+  /** Continues from a checkpoint: `tensor` returns the named tensor of checkpointTensors(). */
+  restore(state: ValidationState, tensor: (name: string, length: number) => Float32Array): void {
+    this.history.length = 0;
+    this.history.push(...state.history);
+    this.bestIndex = state.bestIndex;
+    this.sinceBest = state.sinceBest;
+    this.primary = state.primary;
+    for (const [name, kept] of this.checkpointTensors()) kept.set(tensor(name, kept.length));
+  }
 }
 
 /**
@@ -85,19 +114,8 @@ export class Validator extends BestKeeper {
     });
   }
 
-  /** Everything needed to continue validating after a resume (see checkpoint.ts). */
-  snapshot(): { state: { history: Evaluation[]; bestIndex: number; sinceBest: number; primary: string }; bestA: Float32Array; bestB: Float32Array } {
-    return { state: { history: this.history.slice(), bestIndex: this.bestIndex, sinceBest: this.sinceBest, primary: this.primary }, bestA: this.bestA, bestB: this.bestB };
-  }
-
-  restore(state: { history: Evaluation[]; bestIndex: number; sinceBest: number; primary: string }, bestA: Float32Array, bestB: Float32Array): void {
-    this.history.length = 0;
-    this.history.push(...state.history);
-    this.bestIndex = state.bestIndex;
-    this.sinceBest = state.sinceBest;
-    this.primary = state.primary;
-    this.bestA.set(bestA);
-    this.bestB.set(bestB);
+  checkpointTensors(): Map<string, Float32Array> {
+    return new Map([["best.lora_A", this.bestA], ["best.lora_B", this.bestB]]);
   }
 
   /** Puts the best weights back into `lora`. */

@@ -1,15 +1,17 @@
 /**
  * Training of a weight-space adapter (--adapter-kind weights): LoRA pairs inside the encoder,
  * trained by backpropagation through the frozen transformer (src/engine/). The data, losses,
- * sampler, schedule, AdamW, validation rules (best adapter kept, patience) and metrics are
- * those of the output adapter (train.ts); what differs:
+ * sampler, AdamW, validation rules (best adapter kept, patience), metrics and the step loop
+ * with its checkpoints (loop.ts) are those of the output adapter (train.ts); what differs:
  *
  *   - every text is tokenised once (token ids kept in memory); each step runs the engine on
  *     the batch's texts (WeightLoraStep), with LoRA on the top `loraLayers` layers only the
  *     hidden states below are computed once per text and cached (StartCache, capped);
  *   - evaluations encode the eval texts with the LoRA merged into a copy of the weights, on
  *     onnxruntime (MergedSession), at the base model's speed;
- *   - the adapter folder holds kind "weights" with PEFT's tensor keys (io/weight-adapter.ts).
+ *   - the adapter folder holds kind "weights" with PEFT's tensor keys (io/weight-adapter.ts);
+ *   - a checkpoint also holds the LoRA dropout RNG, every module's pair, and the eval texts'
+ *     vectors at the best evaluation (the report's histograms need them after a resume).
  */
 import type { AnyDataset, Dataset } from "../data/types.js";
 import type { IndexedEvalData, TextTable } from "../data/texts.js";
@@ -29,12 +31,13 @@ import { ADAPTER_FORMAT, ADAPTER_FORMAT_VERSION, type ApplyTo } from "../io/adap
 import { defaultCacheRoot } from "../io/vector-cache.js";
 import { saveWeightAdapter, type WeightAdapterFile } from "../io/weight-adapter.js";
 import { AdamW } from "../optim/adamw.js";
-import { linearWarmupDecay } from "../optim/schedule.js";
 import { Rng } from "../util/rng.js";
 import { VERSION } from "../version.js";
 import { evaluate } from "./evaluate.js";
 import { writeReport, type ReportContext } from "./report.js";
-import type { TrainEvent, TrainResult } from "./train.js";
+import { fingerprintRun, TrainingLoop } from "./loop.js";
+import { trainingRecord } from "./prepare.js";
+import type { TrainEvent, TrainOptions, TrainResult } from "./train.js";
 import { BestKeeper, type Evaluation } from "./validation.js";
 import type { BaseVectors } from "./vectors.js";
 import { WeightLoraStep } from "./weight-step.js";
@@ -65,7 +68,7 @@ export interface TrainedWeightAdapter {
   applyTo: ApplyTo;
 }
 
-export async function trainWeightAdapter(input: WeightTrainInput, emit: (e: TrainEvent) => void): Promise<TrainResult> {
+export async function trainWeightAdapter(input: WeightTrainInput, emit: (e: TrainEvent) => void, options: Pick<TrainOptions, "shouldStop"> = {}): Promise<TrainResult> {
   const { config, loss, table, trainData, evalData, base } = input;
   if (config.vectors) throw new EmbedtuneError("INVALID_ARGUMENT", "--adapter-kind weights trains inside the encoder, so it needs the encoder: --vectors cannot be used", { field: "vectors" });
   const cacheRoot = config.cacheDir || defaultCacheRoot();
@@ -77,8 +80,9 @@ export async function trainWeightAdapter(input: WeightTrainInput, emit: (e: Trai
 
   const rng = Rng.seeded(config.seed);
   const lora = initWeightLora(model, { r: config.r, loraAlpha: config.loraAlpha, dropout: config.loraDropout, targets: config.loraTargets, topLayers: config.loraLayers }, rng);
-  const params = lora.modules.flatMap((m) => [m.pair.A, m.pair.B]) as Float32Array[];
-  const validator = evalData ? new WeightValidator(evalData, base.vectors, model.dim, config.applyTo, config.patience, params, source, lora, tokens) : null;
+  const named = lora.modules.flatMap((m): Array<[string, Float32Array]> => [[`${m.name}.lora_A`, m.pair.A as Float32Array], [`${m.name}.lora_B`, m.pair.B as Float32Array]]);
+  const params = named.map(([, p]) => p);
+  const validator = evalData ? new WeightValidator(evalData, base.vectors, model.dim, config.applyTo, config.patience, named, source, lora, tokens) : null;
   const validate = async (when: "before" | "step" | "after", step: number, epoch: number): Promise<void> => {
     const e = await validator!.run(step, epoch);
     emit({ phase: "eval", when, step, metrics: e.metrics, best: validator!.best === e });
@@ -86,54 +90,20 @@ export async function trainWeightAdapter(input: WeightTrainInput, emit: (e: Trai
   if (validator) await validate("before", 0, 0);
   const optimizer = new AdamW(params, { lr: config.lr, betas: config.betas, eps: config.eps, weightDecay: config.weightDecay });
   const sampler = new NoDuplicatesBatchSampler(textColumns(trainData), input.batchSize, rng);
-  const epochs = Array.from({ length: config.epochs }, () => sampler.epoch());
-  const totalSteps = epochs.reduce((s, batches) => s + batches.length, 0);
-  if (totalSteps === 0) throw new EmbedtuneError("INVALID_DATA", "no batch of at least 2 distinct examples could be formed", { file: config.data });
-  const lrAt = linearWarmupDecay(config.lr, totalSteps, config.warmupRatio);
+  const dropoutRng = Rng.seeded(config.seed + 1);
+  const loop = new TrainingLoop({
+    kind: "weights", config, epochs: Array.from({ length: config.epochs }, () => sampler.epoch()), params: named, optimizer, rngs: [rng, dropoutRng],
+    validator, validate, fingerprint: fingerprintRun(config, { loss, batchSize: input.batchSize }, table, trainData, base), emit, shouldStop: options.shouldStop,
+  });
+  await loop.resume();
+  const { totalSteps } = loop;
   const step = new WeightLoraStep(model, lora, optimizer, trainData, tokens, base.vectors, {
-    applyTo: config.applyTo, scale: config.scale, maxGradNorm: config.maxGradNorm, rng: Rng.seeded(config.seed + 1), startCacheBytes: config.loraCacheMb * 1024 * 1024,
+    applyTo: config.applyTo, scale: config.scale, maxGradNorm: config.maxGradNorm, rng: dropoutRng, startCacheBytes: config.loraCacheMb * 1024 * 1024,
   }, sampler.batchSize);
-
-  const history: TrainResult["history"] = [];
-  let k = 0;
-  let skippedSteps = 0;
-  let badInARow = 0;
-  let stoppedAt: number | undefined;
-  const evalNow = (epoch: number, i: number): boolean =>
-    validator !== null && k < totalSteps && (config.evalSteps > 0 ? k % config.evalSteps === 0 : i === epochs[epoch].length - 1);
-  training: for (let epoch = 0; epoch < epochs.length; epoch++) {
-    for (let i = 0; i < epochs[epoch].length; i++) {
-      const lr = lrAt(k);
-      const result = step.run(epochs[epoch][i], lr);
-      k++;
-      if (result.skipped) {
-        skippedSteps++;
-        if (++badInARow >= config.maxBadSteps) {
-          throw new EmbedtuneError("DIVERGED", `training diverged: ${badInARow} steps in a row had a non-finite loss or gradient (at step ${k})`, {}, `try a lower --lr than ${config.lr}`);
-        }
-      } else {
-        badInARow = 0;
-        history.push({ step: k, epoch: epoch + 1, loss: result.loss, lr });
-        emit({ phase: "train", step: k, totalSteps, epoch: epoch + 1, loss: result.loss, lr });
-      }
-      if (evalNow(epoch, i)) {
-        await validate("step", k, epoch + (i + 1) / epochs[epoch].length);
-        if (validator!.exhausted) {
-          stoppedAt = k;
-          break training;
-        }
-      }
-    }
-  }
-
-  const metrics: TrainResult["metrics"] = {};
-  if (validator) {
-    if (stoppedAt === undefined) await validate("after", k, epochs.length);
-    metrics.before = validator.history[0].metrics;
-    metrics.after = validator.last!.metrics;
-    metrics.best = validator.best!.metrics;
-    validator.restoreBest();
-  }
+  await loop.run(step);
+  const { history, skippedSteps, stoppedAt, resumedFrom } = loop;
+  const metrics = loop.metrics();
+  validator?.restoreBest(); // the adapter returned and saved is the best one
   const bestStep = validator?.best?.step;
   const layers = [...new Set(lora.modules.map((m) => m.layer))].sort((a, b) => a - b);
   const extra = {
@@ -150,10 +120,10 @@ export async function trainWeightAdapter(input: WeightTrainInput, emit: (e: Trai
   const adapter: TrainedWeightAdapter = { kind: "weights", config: adapterConfig, lora, applyTo: config.applyTo };
   const result: TrainResult = {
     adapter, config, metrics, primaryMetric: validator?.primary, bestStep, evaluations: validator?.history ?? [], stoppedAt, totalSteps, dataInfo: input.dataInfo,
-    history, skippedSteps, texts: { distinct: table.size, encoded: base.encoded, truncated: base.truncated }, out: config.out, resumedFrom: null,
+    history, skippedSteps, texts: { distinct: table.size, encoded: base.encoded, truncated: base.truncated }, out: config.out, resumedFrom,
   };
   if (config.out) {
-    await saveWeightAdapter(config.out, adapterConfig, lora, config.overwrite);
+    await saveWeightAdapter(config.out, adapterConfig, lora, config.overwrite || resumedFrom !== null);
     // The histograms' "after" needs the trained encoder's vectors: the validator holds them
     // for the eval texts (of the kept evaluation). Without an eval set there are none, and
     // encoding a sample of training texts through the merged model only for the report
@@ -163,6 +133,7 @@ export async function trainWeightAdapter(input: WeightTrainInput, emit: (e: Trai
       : { missing: "Not drawn: a weight-space adapter changes the encoder, and without an eval set no texts were encoded by the trained encoder." };
     result.report = await writeReport(result, { trainData, evalData, vectors: base.vectors, batchSize: sampler.batchSize, loss, weightVectors });
   }
+  await loop.discardCheckpoint();
   return result;
 }
 
@@ -178,13 +149,6 @@ async function tokenizeAll(config: TrainConfig, texts: string[]): Promise<Int32A
   }
 }
 
-/** The run's settings in snake_case, without machine-specific ones (as train.ts records them). */
-function trainingRecord(config: TrainConfig, extra: Record<string, unknown>): Record<string, unknown> {
-  const { cacheDir: _cache, overwrite: _overwrite, out: _out, ...settings } = config;
-  const snake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-  return Object.fromEntries(Object.entries({ ...settings, ...extra }).map(([k, v]) => [snake(k), v]));
-}
-
 /**
  * Validation for weight-space adapters, with the rules of Validator (validation.ts): step 0 is
  * the base encoder; the best evaluation's weights are kept; `patience` evaluations in a row
@@ -194,8 +158,8 @@ class WeightValidator extends BestKeeper {
   private readonly best_: Float32Array[];
   private readonly ids: number[]; // text ids the adapter applies to in evaluation
   private readonly adapted: Float32Array; // (T, D): rows at `ids` hold the adapted vectors
-  private readonly bestRows: Float32Array; // (ids, D): the adapted vectors at the best evaluation
-  private bestIsBase = true; // step 0 is best: the base encoder's vectors, nothing adapted
+  private readonly bestRows: Float32Array; // (ids, D): the adapted vectors at the best evaluation (for the report)
+  private readonly params: Float32Array[];
 
   constructor(
     private readonly data: IndexedEvalData,
@@ -203,13 +167,14 @@ class WeightValidator extends BestKeeper {
     private readonly D: number,
     private readonly applyTo: ApplyTo,
     patience: number,
-    private readonly params: Float32Array[],
+    private readonly named: Array<[string, Float32Array]>, // the LoRA tensors, A then B of each module
     private readonly source: Parameters<typeof MergedSession.create>[0],
     private readonly lora: WeightLora,
     private readonly tokens: readonly Int32Array[],
   ) {
     super(patience);
-    this.best_ = params.map((p) => p.slice());
+    this.params = named.map(([, p]) => p);
+    this.best_ = this.params.map((p) => p.slice());
     const sides = evalSides(data);
     this.ids = [...new Set([...sides.queries, ...(applyTo === "both" ? sides.documents : [])])];
     this.adapted = new Float32Array(vectors.length);
@@ -232,7 +197,6 @@ class WeightValidator extends BestKeeper {
     return this.record({ step, epoch, metrics: result.metrics }, result.primary, () => {
       // Step 0 is the base encoder: lora_B = 0 there.
       this.params.forEach((p, i) => (step === 0 && i % 2 === 1 ? this.best_[i].fill(0) : this.best_[i].set(p)));
-      this.bestIsBase = step === 0;
       if (step > 0) this.ids.forEach((t, i) => this.bestRows.set(this.adapted.subarray(t * this.D, (t + 1) * this.D), i * this.D));
     });
   }
@@ -242,13 +206,17 @@ class WeightValidator extends BestKeeper {
    * encoder was kept). Reuses the evaluation buffer, so call it after the last evaluation.
    */
   bestVectors(): { vectors: Float32Array } | null {
-    if (this.bestIsBase) return null;
+    if (this.best!.step === 0) return null; // the base encoder was kept: nothing adapted
     this.ids.forEach((t, i) => this.adapted.set(this.bestRows.subarray(i * this.D, (i + 1) * this.D), t * this.D));
     return { vectors: this.adapted };
   }
 
   restoreBest(): void {
     this.params.forEach((p, i) => p.set(this.best_[i]));
+  }
+
+  checkpointTensors(): Map<string, Float32Array> {
+    return new Map([...this.named.map(([name], i): [string, Float32Array] => [`best.${name}`, this.best_[i]]), ["best.eval_vectors", this.bestRows]]);
   }
 }
 
