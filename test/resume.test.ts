@@ -3,7 +3,7 @@
  * --resume ends with bitwise the same adapter as an uninterrupted run; SIGTERM saves a
  * checkpoint and exits 130.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
@@ -12,6 +12,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { encodeNpyMatrix } from "../src/io/npy.js";
 import { Rng } from "../src/util/rng.js";
 import { repoRoot, runCli, tempDir } from "./helpers.js";
+import { checkpointReaches, exited, spawnCli } from "./support/kill.js";
 
 const work = tempDir();
 const D = 384;
@@ -48,33 +49,16 @@ beforeAll(async () => {
   expect(existsSync(`${out}.checkpoint`)).toBe(false); // removed once the adapter is whole
 });
 
-function child(out: string): ChildProcess {
-  return spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "test/support/cli-child.ts"), ...args, "--out", out], { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] });
-}
-
-/** Resolves when the run's checkpoint has reached `step` (polling the file). */
-async function checkpointReaches(out: string, step: number, proc: ChildProcess): Promise<number> {
-  const file = path.join(`${out}.checkpoint`, "checkpoint.json");
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`the run ended (code ${proc.exitCode}) before step ${step}`);
-    try {
-      const saved = JSON.parse(readFileSync(file, "utf8")).step as number;
-      if (saved >= step) return saved;
-    } catch {
-      // not written yet
-    }
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-const exited = (proc: ChildProcess) => new Promise<number | null>((resolve) => proc.on("exit", (code, signal) => resolve(code ?? (signal ? -1 : null))));
+const child = (out: string) => spawnCli([...args, "--out", out]);
+/** The step of the run's checkpoint once it has reached `step`. */
+const checkpointAt = async (out: string, step: number, proc: ChildProcess) => (await checkpointReaches(out, step, proc)).step;
 
 describe("kill and resume", () => {
   it.each([20, 110, 230])("SIGKILL after the checkpoint at step %i, then --resume: bitwise the same adapter", async (target) => {
     const out = path.join(work, `killed-${target}`);
     const proc = child(out);
     const done = exited(proc);
-    const saved = await checkpointReaches(out, target, proc);
+    const saved = await checkpointAt(out, target, proc);
     proc.kill("SIGKILL");
     await done;
     expect(existsSync(out)).toBe(false); // nothing half-written that looks like an adapter
@@ -91,7 +75,7 @@ describe("kill and resume", () => {
     let stderr = "";
     proc.stderr!.on("data", (d) => (stderr += String(d)));
     const done = exited(proc);
-    await checkpointReaches(out, 60, proc);
+    await checkpointAt(out, 60, proc);
     proc.kill("SIGTERM");
     expect(await done).toBe(130);
     expect(stderr).toMatch(/embedtune: interrupted at step \d+ of \d+; checkpoint saved in .*terminated\.checkpoint \(run the same command with --resume to continue\)/);
@@ -104,7 +88,7 @@ describe("kill and resume", () => {
     const out = path.join(work, "other-settings");
     const proc = child(out);
     const done = exited(proc);
-    await checkpointReaches(out, 10, proc);
+    await checkpointAt(out, 10, proc);
     proc.kill("SIGKILL");
     await done;
     const { code, stderr } = await runCli([...args.map((a) => (a === "7" ? "8" : a)), "--out", out, "--resume"]);

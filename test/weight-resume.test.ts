@@ -5,7 +5,7 @@
  * SIGTERM saves a checkpoint and exits 130; a checkpoint of other settings or of the other
  * adapter kind is refused with one line.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
@@ -13,6 +13,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 
 import { writeTinyBert } from "../scripts/make-tiny-bert.js";
 import { readJsonl, repoRoot, runCli, tempDir } from "./helpers.js";
+import { checkpointReaches, exited, spawnCli } from "./support/kill.js";
 
 const work = tempDir();
 const modelDir = path.join(work, "tiny-bert");
@@ -44,34 +45,19 @@ beforeAll(async () => {
   expect(existsSync(`${out}.checkpoint`)).toBe(false); // removed once the adapter is whole
 });
 
-function child(out: string, extra: string[] = []): ChildProcess {
-  return spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "test/support/cli-child.ts"), ...args, ...extra, "--out", out], { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] });
-}
+const child = (out: string, extra: string[] = []) => spawnCli([...args, ...extra, "--out", out]);
 
-/** Resolves when the run's checkpoint has reached `step` (polling the file). */
-async function checkpointReaches(out: string, step: number, proc: ChildProcess): Promise<number> {
-  const file = path.join(`${out}.checkpoint`, "checkpoint.json");
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`the run ended (code ${proc.exitCode}) before step ${step}`);
-    try {
-      const saved = JSON.parse(readFileSync(file, "utf8")) as { step: number; kind: string };
-      if (saved.step >= step) {
-        expect(saved.kind).toBe("weights");
-        return saved.step;
-      }
-    } catch {
-      // not written yet
-    }
-    await new Promise((r) => setTimeout(r, 5));
-  }
+/** The step of the run's checkpoint once it has reached `step`; it must be a weights run's. */
+async function checkpointAt(out: string, step: number, proc: ChildProcess): Promise<number> {
+  const saved = await checkpointReaches(out, step, proc);
+  expect(saved.kind).toBe("weights");
+  return saved.step;
 }
-
-const exited = (proc: ChildProcess) => new Promise<number | null>((resolve) => proc.on("exit", (code, signal) => resolve(code ?? (signal ? -1 : null))));
 
 async function killedAt(out: string, step: number): Promise<number> {
   const proc = child(out);
   const done = exited(proc);
-  const saved = await checkpointReaches(out, step, proc);
+  const saved = await checkpointAt(out, step, proc);
   proc.kill("SIGKILL");
   await done;
   return saved;
@@ -98,7 +84,7 @@ describe("--adapter-kind weights: kill and resume", () => {
     let stderr = "";
     proc.stderr!.on("data", (d) => (stderr += String(d)));
     const done = exited(proc);
-    await checkpointReaches(out, 12, proc);
+    await checkpointAt(out, 12, proc);
     proc.kill("SIGTERM");
     expect(await done).toBe(130);
     expect(stderr).toMatch(/embedtune: interrupted at step \d+ of \d+; checkpoint saved in .*terminated\.checkpoint \(run the same command with --resume to continue\)/);

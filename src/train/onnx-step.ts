@@ -18,6 +18,7 @@ import type { ApplyTo } from "../io/adapter-folder.js";
 import { scaling, type OutputLora } from "../lora/output-adapter.js";
 import type { AdamW } from "../optim/adamw.js";
 import { clipGradNorm } from "../optim/clip.js";
+import { dotAt } from "../tensor/ops.js";
 import { buildInfoNceStepGraph } from "./step-graph.js";
 import { AdapterStep, type StepResult } from "./step.js";
 
@@ -162,10 +163,6 @@ export class OnnxInfoNceStep implements TrainStep {
 /** ‖x‖² of each of the T rows of a (T, D) table, summed in float64. */
 function rowSquaredNorms(vectors: Float32Array, T: number, D: number): Float32Array {
   const out = new Float32Array(T);
-  for (let t = 0; t < T; t++) {
-    let sum = 0;
-    for (let d = t * D, end = d + D; d < end; d++) sum += vectors[d] * vectors[d];
-    out[t] = sum;
-  }
+  for (let t = 0; t < T; t++) out[t] = dotAt(vectors, t * D, vectors, t * D, D);
   return out;
 }
