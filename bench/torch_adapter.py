@@ -20,7 +20,6 @@ batches.npy (steps, B) int32 (pair indices of each step). Output: one JSON line 
 import argparse
 import json
 import os
-import re
 import statistics
 import time
 
@@ -28,16 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-def blas_libraries():
-    """The BLAS shared objects this process has mapped (after a matmul), resolved to files."""
-    libs = set()
-    with open("/proc/self/maps") as f:
-        for line in f:
-            path = line.split()[-1] if len(line.split()) >= 6 else ""
-            if re.search(r"blas|mkl|lapack", os.path.basename(path)):
-                libs.add(os.path.realpath(path))
-    return sorted(libs)
+from torch_common import blas_libraries
 
 
 def main():

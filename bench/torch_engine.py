@@ -16,9 +16,7 @@ plain float32 matrix multiply's GFLOP/s.
 import argparse
 import json
 import os
-import re
 import statistics
-import struct
 import sys
 import time
 
@@ -28,33 +26,9 @@ _threads = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = _threads
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        b, e = info["data_offsets"]
-        out[name] = torch.from_numpy(np.frombuffer(raw[8 + n + b:8 + n + e], dtype="<f4").reshape(info["shape"]).copy())
-    return out
-
-
-def blas_libraries():
-    libs = set()
-    with open("/proc/self/maps") as f:
-        for line in f:
-            parts = line.split()
-            p = parts[-1] if len(parts) >= 6 else ""
-            if re.search(r"blas|mkl|lapack", os.path.basename(p)):
-                libs.add(os.path.realpath(p))
-    return sorted(libs)
+from torch_common import blas_libraries, read_safetensors as read_arrays  # noqa: E402
 
 
 def main():
@@ -64,7 +38,7 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    W = read_safetensors(args.dir + "/weights.safetensors")
+    W = {k: torch.from_numpy(v.copy()) for k, v in read_arrays(args.dir + "/weights.safetensors").items()}
     inp = json.load(open(args.dir + "/inputs.json"))
     P = inp["pairs"]
     s = inp["alpha"] / inp["r"]

@@ -23,28 +23,14 @@ clipped gradients and the parameters after AdamW, by PEFT key. Usage:
 """
 import json
 import math
-import struct
 import sys
 
 import numpy as np
 import torch
 
+from torch_common import read_safetensors as read_arrays
+
 torch.set_default_dtype(torch.float64)
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = info["data_offsets"]
-        data = np.frombuffer(raw[8 + n + begin:8 + n + end], dtype="<f4").reshape(info["shape"])
-        out[name] = torch.tensor(data.astype(np.float64))
-    return out
 
 
 def layer_norm(x, w, b, eps):
@@ -104,7 +90,7 @@ def main():
     inputs = json.load(open(d + "/inputs.json"))
     cfg = inputs["config"]
     st = inputs["settings"]
-    tensors = read_safetensors(d + "/weights.safetensors")
+    tensors = {k: torch.tensor(v.astype(np.float64)) for k, v in read_arrays(d + "/weights.safetensors").items()}
     W = {k: v for k, v in tensors.items() if not k.startswith("lora.")}
     scaling = st["loraAlpha"] / st["r"]
     result = {"settings": st, "modules": inputs["modules"], "cases": []}
